@@ -1,0 +1,382 @@
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define INITIAL_MAP (64ull << 20)
+#define MBOX_REC_BYTES (1u + 32u + 16u + 32u + 8u + 8u + 8u)
+#define MBOX_REC_VERSION 1u
+
+struct relay_store {
+    MDB_env *env;
+    MDB_dbi log, mbox, meta;
+    MDB_txn *wtxn;
+    MDB_txn *rtxn; /* reused read transaction (reset between reads) */
+    pthread_rwlock_t resize; /* readers: loop-thread reads; writer: grow */
+    uint64_t map_size;
+    uint64_t max_map;
+    int last_rc;
+};
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static int map_err(relay_store *st, int rc)
+{
+    st->last_rc = rc;
+    if (rc == 0)
+        return 0;
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+        return ALCOVE_ELIMIT;
+    return ALCOVE_ESTORE;
+}
+
+const char *relay_store_last_error(const relay_store *st)
+{
+    return mdb_strerror(st->last_rc);
+}
+
+int relay_store_open(relay_store **out, const char *dir, uint64_t max_map_bytes,
+                     const char **why)
+{
+    relay_store *st = calloc(1, sizeof *st);
+    MDB_txn *txn = NULL;
+    int rc;
+    *why = "out of memory";
+    if (st == NULL)
+        return ALCOVE_ENOMEM;
+    if (pthread_rwlock_init(&st->resize, NULL) != 0) {
+        free(st);
+        return ALCOVE_ENOMEM;
+    }
+    st->max_map = max_map_bytes;
+    st->map_size = INITIAL_MAP;
+    if (st->max_map && st->map_size > st->max_map)
+        st->map_size = st->max_map;
+    if ((rc = mdb_env_create(&st->env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(st->env, 4)) != 0 ||
+        (rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size)) != 0 ||
+        /* Readers stay on the loop thread, the writer on its own. */
+        (rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600)) != 0)
+        goto fail;
+    MDB_envinfo info;
+    if ((rc = mdb_env_info(st->env, &info)) != 0)
+        goto fail;
+    st->map_size = info.me_mapsize; /* an existing larger file wins */
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &st->log)) != 0 ||
+        (rc = mdb_dbi_open(txn, "mbox", MDB_CREATE, &st->mbox)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) != 0)
+        goto fail;
+    {
+        static char schema_key[] = "schema";
+        MDB_val k = {6, schema_key}, v;
+        uint8_t ver[4] = {0, 0, 0, RELAY_SCHEMA_VERSION};
+        rc = mdb_get(txn, st->meta, &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            v.mv_size = sizeof ver;
+            v.mv_data = ver;
+            if ((rc = mdb_put(txn, st->meta, &k, &v, 0)) != 0)
+                goto fail;
+        } else if (rc != 0) {
+            goto fail;
+        } else if (v.mv_size != 4 || memcmp(v.mv_data, ver, 4) != 0) {
+            mdb_txn_abort(txn);
+            *why = "store has an unsupported schema version";
+            relay_store_close(st);
+            return ALCOVE_EFORMAT;
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0)
+        goto fail;
+    *out = st;
+    return 0;
+fail:
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    *why = mdb_strerror(rc);
+    relay_store_close(st);
+    return ALCOVE_ESTORE;
+}
+
+void relay_store_close(relay_store *st)
+{
+    if (st == NULL)
+        return;
+    if (st->wtxn != NULL)
+        mdb_txn_abort(st->wtxn);
+    if (st->rtxn != NULL)
+        mdb_txn_abort(st->rtxn);
+    if (st->env != NULL)
+        mdb_env_close(st->env);
+    pthread_rwlock_destroy(&st->resize);
+    free(st);
+}
+
+static int decode_mbox(const MDB_val *k, const MDB_val *v, relay_mbox *mb)
+{
+    const uint8_t *p = v->mv_data;
+    if (k->mv_size != RELAY_ID_BYTES || v->mv_size != MBOX_REC_BYTES ||
+        p[0] != MBOX_REC_VERSION)
+        return ALCOVE_ECORRUPT;
+    memcpy(mb->recv_id, k->mv_data, RELAY_ID_BYTES);
+    p++;
+    memcpy(mb->auth_pub, p, 32);
+    p += 32;
+    memcpy(mb->send_id, p, 16);
+    p += 16;
+    memcpy(mb->send_key_hash, p, 32);
+    p += 32;
+    mb->created_at = get_u64(p);
+    mb->last_seen = mb->last_seen_disk = get_u64(p + 8);
+    mb->acked_seq = get_u64(p + 16);
+    mb->next_seq = mb->acked_seq + 1;
+    return 0;
+}
+
+int relay_store_load(relay_store *st, relay_index *ix, uint64_t *next_gseq,
+                     uint64_t *nmsgs)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, err = ALCOVE_ESTORE;
+    uint64_t last = 0, count = 0;
+
+    *nmsgs = 0;
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+        goto out;
+    if ((rc = mdb_cursor_open(txn, st->mbox, &cur)) != 0)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        relay_mbox *mb = relay_mbox_new();
+        if (mb == NULL) {
+            err = ALCOVE_ENOMEM;
+            goto out;
+        }
+        int e = decode_mbox(&k, &v, mb);
+        if (e == 0)
+            e = relay_index_insert(ix, mb);
+        relay_mbox_unref(mb);
+        if (e != 0) {
+            err = e == ALCOVE_EEXIST ? ALCOVE_ECORRUPT : e;
+            goto out;
+        }
+    }
+    if (rc != MDB_NOTFOUND)
+        goto out;
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    if ((rc = mdb_cursor_open(txn, st->log, &cur)) != 0)
+        goto out;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+        if (k.mv_size != 8 || v.mv_size < RELAY_LOG_HDR) {
+            err = ALCOVE_ECORRUPT;
+            goto out;
+        }
+        uint64_t gseq = get_u64(k.mv_data);
+        last = gseq;
+        const uint8_t *p = v.mv_data;
+        relay_mbox *mb = relay_index_by_recv(ix, p);
+        relay_msg m = {get_u64(p + 16), gseq, get_u64(p + 24),
+                       (uint32_t)(v.mv_size - RELAY_LOG_HDR)};
+        if (mb == NULL || m.seq <= mb->acked_seq ||
+            (mb->count > 0 && m.seq <= relay_mbox_msg(mb, mb->count - 1)->seq)) {
+            /* Orphan of a deleted mailbox, or acked but not yet removed. */
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                goto out;
+            /* After a delete, MDB_NEXT yields the record that took its place. */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        if (relay_mbox_push_msg(mb, &m) != 0) {
+            err = ALCOVE_ENOMEM;
+            goto out;
+        }
+        if (m.seq >= mb->next_seq)
+            mb->next_seq = m.seq + 1;
+        count++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != MDB_NOTFOUND)
+        goto out;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0)
+        goto out;
+    *next_gseq = last + 1;
+    *nmsgs = count;
+    err = 0;
+out:
+    st->last_rc = rc;
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    return err;
+}
+
+int relay_store_wbegin(relay_store *st)
+{
+    return map_err(st, mdb_txn_begin(st->env, NULL, 0, &st->wtxn));
+}
+
+int relay_store_put_mbox(relay_store *st, const uint8_t recv_id[16],
+                         const relay_mbox_rec *rec)
+{
+    uint8_t buf[MBOX_REC_BYTES], *p = buf;
+    *p++ = MBOX_REC_VERSION;
+    memcpy(p, rec->auth_pub, 32);
+    p += 32;
+    memcpy(p, rec->send_id, 16);
+    p += 16;
+    memcpy(p, rec->send_key_hash, 32);
+    p += 32;
+    put_u64(p, rec->created_at);
+    put_u64(p + 8, rec->last_seen);
+    put_u64(p + 16, rec->acked_seq);
+    MDB_val k = {RELAY_ID_BYTES, (void *)(uintptr_t)recv_id}, v = {sizeof buf, buf};
+    return map_err(st, mdb_put(st->wtxn, st->mbox, &k, &v, 0));
+}
+
+int relay_store_del_mbox(relay_store *st, const uint8_t recv_id[16])
+{
+    MDB_val k = {RELAY_ID_BYTES, (void *)(uintptr_t)recv_id};
+    int rc = mdb_del(st->wtxn, st->mbox, &k, NULL);
+    return map_err(st, rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+int relay_store_append(relay_store *st, uint64_t gseq, const uint8_t recv_id[16],
+                       uint64_t seq, uint64_t received_at, const uint8_t *blob,
+                       size_t len)
+{
+    uint8_t kb[8];
+    put_u64(kb, gseq);
+    MDB_val k = {8, kb}, v = {RELAY_LOG_HDR + len, NULL};
+    int rc = mdb_put(st->wtxn, st->log, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc != 0)
+        return map_err(st, rc);
+    uint8_t *p = v.mv_data;
+    memcpy(p, recv_id, RELAY_ID_BYTES);
+    put_u64(p + 16, seq);
+    put_u64(p + 24, received_at);
+    memcpy(p + RELAY_LOG_HDR, blob, len);
+    return 0;
+}
+
+int relay_store_del_log(relay_store *st, uint64_t gseq)
+{
+    uint8_t kb[8];
+    put_u64(kb, gseq);
+    MDB_val k = {8, kb};
+    int rc = mdb_del(st->wtxn, st->log, &k, NULL);
+    return map_err(st, rc == MDB_NOTFOUND ? 0 : rc);
+}
+
+int relay_store_wcommit(relay_store *st)
+{
+    int rc = mdb_txn_commit(st->wtxn);
+    st->wtxn = NULL;
+    return map_err(st, rc);
+}
+
+void relay_store_wabort(relay_store *st)
+{
+    if (st->wtxn != NULL)
+        mdb_txn_abort(st->wtxn);
+    st->wtxn = NULL;
+}
+
+int relay_store_grow(relay_store *st)
+{
+    uint64_t want = st->map_size * 2;
+    if (st->max_map != 0 && want > st->max_map)
+        want = st->max_map;
+    if (want <= st->map_size)
+        return ALCOVE_ELIMIT;
+    if (pthread_rwlock_wrlock(&st->resize) != 0)
+        return ALCOVE_ESTORE;
+    /* The cached read transaction counts as active: drop it first. */
+    if (st->rtxn != NULL) {
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+    int rc = mdb_env_set_mapsize(st->env, (size_t)want);
+    if (rc == 0)
+        st->map_size = want;
+    pthread_rwlock_unlock(&st->resize);
+    return map_err(st, rc);
+}
+
+int relay_store_sync(relay_store *st)
+{
+    return map_err(st, mdb_env_sync(st->env, 1));
+}
+
+int relay_store_rbegin(relay_store *st)
+{
+    if (pthread_rwlock_rdlock(&st->resize) != 0)
+        return ALCOVE_ESTORE;
+    int rc = st->rtxn ? mdb_txn_renew(st->rtxn)
+                      : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->rtxn);
+    if (rc != 0) {
+        if (st->rtxn != NULL) {
+            mdb_txn_abort(st->rtxn);
+            st->rtxn = NULL;
+        }
+        pthread_rwlock_unlock(&st->resize);
+        return map_err(st, rc);
+    }
+    return 0;
+}
+
+int relay_store_read_blob(relay_store *st, uint64_t gseq, const uint8_t **blob,
+                          size_t *len)
+{
+    uint8_t kb[8];
+    put_u64(kb, gseq);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(st->rtxn, st->log, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return ALCOVE_ENOTFOUND;
+    if (rc != 0)
+        return map_err(st, rc);
+    if (v.mv_size < RELAY_LOG_HDR)
+        return ALCOVE_ECORRUPT;
+    *blob = (const uint8_t *)v.mv_data + RELAY_LOG_HDR;
+    *len = v.mv_size - RELAY_LOG_HDR;
+    return 0;
+}
+
+void relay_store_rend(relay_store *st)
+{
+    if (st->rtxn != NULL)
+        mdb_txn_reset(st->rtxn);
+    pthread_rwlock_unlock(&st->resize);
+}
+
+uint64_t relay_store_map_size(const relay_store *st) { return st->map_size; }
