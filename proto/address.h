@@ -1,8 +1,10 @@
 /* Relay addresses: alcove://<base64url(relay static X25519 key)>@<host>:<port>
  *
  * The key is exactly 43 canonical base64url characters without padding.
- * host is a DNS name (letters, digits, '-', '.', labels 1..63, total <= 253),
- * a dotted-quad IPv4 address, or a bracketed IPv6 address ("[::1]").
+ * host is a DNS name (letters, digits, '-', '.', labels 1..63 not starting or
+ * ending with '-', total <= 253, last label not all digits), a dotted-quad
+ * IPv4 address (anything of only digits and dots must be one), or a
+ * bracketed IPv6 address ("[::1]", no zone id).  No white space anywhere.
  * port is decimal 1..65535 without sign or leading zeros. */
 #ifndef ALCOVE_ADDRESS_H
 #define ALCOVE_ADDRESS_H

@@ -56,8 +56,10 @@ int alcove_noise_hs_set_ephemeral(alcove_noise_hs *hs, const uint8_t e_priv[32])
 
 /* Write this side's next handshake message carrying `payload` into out.
  * Returns 0 and sets *out_len, or ALCOVE_ESTATE (not our turn / finished),
- * ALCOVE_ETOOBIG (out_cap too small or message over 65535), ALCOVE_EBADKEY
- * (a DH gave all zeros: abort). */
+ * ALCOVE_ETOOBIG (out_cap too small or message over 65535; nothing changes),
+ * ALCOVE_EINVAL (payload NULL with a length), ALCOVE_EBADKEY (a DH gave all
+ * zeros: the handshake is dead and must only be freed).  out must not
+ * overlap payload. */
 int alcove_noise_hs_write(alcove_noise_hs *hs, const uint8_t *payload,
                           size_t payload_len, uint8_t *out, size_t out_cap,
                           size_t *out_len);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -175,6 +176,31 @@ int relayproc_stop(relayproc *rp, int sig, int timeout_ms)
     }
     rp->pid = -1;
     return st;
+}
+
+void test_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int test_wait_closed(int fd, int timeout_ms)
+{
+    uint64_t deadline = test_now_ms() + (uint64_t)timeout_ms;
+    char buf[4096];
+    while (test_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, 50);
+        if (r < 0 && errno != EINTR)
+            return 1;
+        if (r <= 0)
+            continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return 1;
+    }
+    return 0;
 }
 
 long test_rss_kib(pid_t pid)

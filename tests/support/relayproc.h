@@ -42,6 +42,13 @@ int relayproc_start(relayproc *rp, const char *const *extra);
  * as from waitpid (use WIFEXITED etc.), or -1 on timeout (then SIGKILLs). */
 int relayproc_stop(relayproc *rp, int sig, int timeout_ms);
 
+/* Sleep for ms milliseconds (between polls that have their own deadline). */
+void test_sleep_ms(unsigned ms);
+
+/* Wait until the peer closes socket fd (read returns 0 or an error),
+ * discarding anything it sends.  Returns 1 if closed within timeout_ms. */
+int test_wait_closed(int fd, int timeout_ms);
+
 /* Resident set size of a process in KiB (from /proc), or -1. */
 long test_rss_kib(pid_t pid);
 
