@@ -60,6 +60,10 @@ int relay_store_append(relay_store *st, uint64_t gseq, const uint8_t recv_id[16]
                        size_t len);
 /* Deleting an absent key is not an error. */
 int relay_store_del_log(relay_store *st, uint64_t gseq);
+/* Commit.  The environment runs with MDB_NOMETASYNC: after a successful
+ * commit the data is synced but the new meta page may not be; it becomes
+ * durable with the next commit (whose data sync covers the whole file) or
+ * with relay_store_sync.  Only then may the commit be reported durable. */
 int relay_store_wcommit(relay_store *st);
 void relay_store_wabort(relay_store *st);
 /* Double the map size (bounded by max_map_bytes).  Returns 0, or

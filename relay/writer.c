@@ -88,11 +88,43 @@ static int commit_batch(relay_writer *w, relay_op *batch, int *grew)
     }
 }
 
+/* Hand a finished batch to the loop thread (called without the lock). */
+static void deliver(relay_writer *w, relay_op *batch, int rc)
+{
+    relay_op *last = batch;
+    for (relay_op *op = batch; op != NULL; op = op->next) {
+        op->result = rc;
+        last = op;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (rc != 0)
+        w->stats.failed_batches++;
+    if (w->out_tail != NULL)
+        w->out_tail->next = batch;
+    else
+        w->out_head = batch;
+    w->out_tail = last;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->async);
+}
+
+/* The writer thread.  With MDB_NOMETASYNC a committed batch is held back
+ * until it is durable: the next commit's data sync (one fsync for two
+ * batches under load) or, when nothing else is queued, an explicit sync. */
 static void *writer_main(void *arg)
 {
     relay_writer *w = arg;
+    relay_op *held = NULL; /* committed, meta page not yet synced */
     pthread_mutex_lock(&w->mu);
     for (;;) {
+        if (w->in_head == NULL && held != NULL) {
+            pthread_mutex_unlock(&w->mu);
+            int rc = relay_store_sync(w->st);
+            deliver(w, held, rc);
+            held = NULL;
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         while (w->in_head == NULL && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->in_head == NULL && w->stop)
@@ -111,27 +143,25 @@ static void *writer_main(void *arg)
         if (w->in_head == NULL)
             w->in_tail = NULL;
         last->next = NULL;
+        w->stats.commits++;
+        w->stats.ops += n;
         pthread_mutex_unlock(&w->mu);
 
         int grew = 0;
         int rc = commit_batch(w, batch, &grew);
-        for (relay_op *op = batch; op != NULL; op = op->next)
-            op->result = rc;
-
-        pthread_mutex_lock(&w->mu);
-        w->stats.commits++;
-        w->stats.ops += n;
-        w->stats.map_grows += (uint64_t)grew;
-        if (rc != 0)
-            w->stats.failed_batches++;
-        if (w->out_tail != NULL)
-            w->out_tail->next = batch;
+        if (held != NULL) {
+            /* This commit's data sync flushed the held batch's meta page;
+             * if it failed, sync explicitly before claiming anything. */
+            int hrc = rc == 0 ? 0 : relay_store_sync(w->st);
+            deliver(w, held, hrc);
+            held = NULL;
+        }
+        if (rc == 0)
+            held = batch;
         else
-            w->out_head = batch;
-        w->out_tail = last;
-        pthread_mutex_unlock(&w->mu);
-        uv_async_send(&w->async);
+            deliver(w, batch, rc);
         pthread_mutex_lock(&w->mu);
+        w->stats.map_grows += (uint64_t)grew;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
