@@ -1,0 +1,551 @@
+/* whoami, contacts, read, verify: commands that show what is stored. */
+#include <getopt.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "commands.h"
+#include "err.h"
+#include "render.h"
+#include "safety.h"
+
+/* Parse argv (argv[0] is the command) against opts; flags[i] is set for
+ * opts[i] (no option takes a value).  Leaves the positional arguments in
+ * argv[optind..argc).  Returns 0 or the usage error's exit code. */
+static int parse_flags(int argc, char **argv, const struct option *opts, int *flags)
+{
+    int ch, idx;
+    optind = 0;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":", opts, &idx)) != -1) {
+        if (ch != 0)
+            return optopt ? usage_error("unknown option '-%c'", optopt)
+                          : usage_error("unknown option '%s'", argv[optind - 1]);
+        flags[idx] = 1;
+    }
+    return 0;
+}
+
+static int contact_cmp(const void *x, const void *y)
+{
+    const Alcove__Local__Contact *a = *(Alcove__Local__Contact *const *)x;
+    const Alcove__Local__Contact *b = *(Alcove__Local__Contact *const *)y;
+    int r = strcasecmp(a->label ? a->label : "", b->label ? b->label : "");
+    return r ? r : strcmp(a->label ? a->label : "", b->label ? b->label : "");
+}
+
+/* --- whoami ------------------------------------------------------------------ */
+
+int cmd_whoami(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{NULL, 0, NULL, 0}};
+    char half[ALCOVE_SAFETY_HALF_BUF], shown[ALCOVE_SAFETY_HALF_DISPLAY_BUF];
+    json_t *j = NULL;
+    int rc = parse_flags(argc, argv, opts, NULL);
+    if (rc != 0)
+        return rc;
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (app_open(a) != 0)
+        return EXIT_FAIL;
+    if ((rc = alcove_safety_half(alcove_identity_sig_pub(a->id), alcove_identity_dh_pub(a->id),
+                                 half)) != 0 ||
+        (rc = alcove_safety_display(half, shown, sizeof shown)) != 0) {
+        app_error("cannot compute your safety number: %s", alcove_strerror(rc));
+        return EXIT_FAIL;
+    }
+    const char *name = a->meta->display_name, *relay = a->meta->relay_address;
+    if (a->json) {
+        render_json_secure();
+        j = json_object();
+        int bad = j == NULL || json_object_set_new(j, "name", render_json_str(name)) != 0 ||
+                  json_object_set_new(j, "relay", render_json_str(relay)) != 0 ||
+                  json_object_set_new(j, "safety_half", json_string(half)) != 0 ||
+                  render_json_dump(stdout, j) != 0;
+        json_decref(j);
+        if (bad) {
+            app_error("cannot write the JSON output");
+            return EXIT_FAIL;
+        }
+        return render_flush(stdout);
+    }
+    fputs("name:    ", stdout);
+    render_str(stdout, name != NULL && *name ? name : "(not set)", 0);
+    fputs("\nrelay:   ", stdout);
+    render_str(stdout, relay != NULL && *relay ? relay : "(not set)", 0);
+    printf("\nsafety:  %s\n", shown);
+    printf("(your half of every safety number; 'alcove verify CONTACT' shows the whole one)\n");
+    return render_flush(stdout);
+}
+
+/* --- contacts ---------------------------------------------------------------- */
+
+typedef struct contact_stats {
+    size_t unread;
+    Alcove__Local__Message *last_checkin; /* newest incoming, valid CheckIn */
+} contact_stats;
+
+static int stats_one(void *ctx, const uint8_t key[24], Alcove__Local__Message **mp)
+{
+    contact_stats *s = ctx;
+    Alcove__Local__Message *m = *mp;
+    Alcove__E2e__Content *ct = NULL;
+    (void)key;
+    if (m->outgoing || m->problem != NULL)
+        return 0;
+    if (!m->read)
+        s->unread++;
+    if (content_decode(m, &ct) != 0)
+        return 0;
+    if (ct->body_case == ALCOVE__E2E__CONTENT__BODY_CHECKIN) {
+        render_message_free(s->last_checkin);
+        s->last_checkin = m;
+        *mp = NULL;
+    }
+    content_free(ct);
+    return 0;
+}
+
+static uint64_t msg_time(const Alcove__Local__Message *m)
+{
+    return m->has_sent_at && m->sent_at ? m->sent_at : m->received_at;
+}
+
+/* "2024-05-01 mood 6/10, anxiety 4/10" or "-" into out. */
+static void last_checkin_text(const Alcove__Local__Message *m, char *out, size_t cap)
+{
+    Alcove__E2e__Content *ct = NULL;
+    char day[16];
+    snprintf(out, cap, "-");
+    if (m == NULL || content_decode(m, &ct) != 0)
+        return;
+    const Alcove__E2e__CheckIn *ci = ct->checkin;
+    render_date(msg_time(m), day, sizeof day);
+    int n = snprintf(out, cap, "%s", day);
+    if (ci->has_mood && n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, " mood %u", (unsigned)ci->mood);
+    if (ci->has_anxiety && n > 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, "%sanxiety %u", ci->has_mood ? ", " : " ",
+                 (unsigned)ci->anxiety);
+    content_free(ct);
+}
+
+static json_t *j_time(int has, uint64_t ms)
+{
+    return has && ms <= (uint64_t)LLONG_MAX ? json_integer((json_int_t)ms) : json_null();
+}
+
+static json_t *contact_json(const Alcove__Local__Contact *c, const contact_stats *s)
+{
+    const Alcove__Local__Message *lm = s->last_checkin;
+    json_t *o = json_object(), *last = json_null();
+    Alcove__E2e__Content *ct = NULL;
+    int pending = c->state == ALCOVE__LOCAL__CONTACT__STATE__PENDING;
+    if (lm != NULL && content_decode(lm, &ct) == 0) {
+        json_decref(last);
+        last = render_checkin_json(ct->checkin);
+        if (last != NULL &&
+            (json_object_set_new(last, "sent_at", j_time(lm->has_sent_at, lm->sent_at)) != 0 ||
+             json_object_set_new(last, "received_at",
+                                 j_time(lm->has_received_at, lm->received_at)) != 0)) {
+            json_decref(last);
+            last = NULL;
+        }
+        content_free(ct);
+    }
+    int bad = o == NULL || json_object_set_new(o, "last_checkin", last) != 0;
+    bad = bad || json_object_set_new(o, "label", render_json_str(c->label)) != 0;
+    bad = bad || json_object_set_new(o, "name", render_json_str(c->their_name)) != 0;
+    bad = bad || json_object_set_new(o, "state", json_string(contact_state_name(c->state))) != 0;
+    bad = bad || json_object_set_new(o, "unread", json_integer((json_int_t)s->unread)) != 0;
+    bad = bad || json_object_set_new(o, "verified", json_boolean(!pending && c->verified)) != 0;
+    if (bad) {
+        if (o == NULL)
+            json_decref(last);
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+#define COL_MAX 24u
+
+static void contacts_table(Alcove__Local__Contact **v, const contact_stats *st, size_t n)
+{
+    size_t wl = strlen("LABEL"), wn = strlen("NAME"), wc = strlen("LAST CHECK-IN");
+    char last[64];
+    for (size_t i = 0; i < n; i++) {
+        size_t l = render_width(v[i]->label), m = render_width(v[i]->their_name);
+        wl = l > wl ? (l < COL_MAX ? l : COL_MAX) : wl;
+        wn = m > wn ? (m < COL_MAX ? m : COL_MAX) : wn;
+        last_checkin_text(st[i].last_checkin, last, sizeof last);
+        wc = strlen(last) > wc ? strlen(last) : wc;
+    }
+    printf("%-*s  %-*s  %-7s  %6s  %-*s  %s\n", (int)wl, "LABEL", (int)wn, "NAME", "STATE",
+           "UNREAD", (int)wc, "LAST CHECK-IN", "VERIFIED");
+    for (size_t i = 0; i < n; i++) {
+        const Alcove__Local__Contact *c = v[i];
+        int pending = c->state == ALCOVE__LOCAL__CONTACT__STATE__PENDING;
+        render_cell(stdout, c->label, wl);
+        fputs("  ", stdout);
+        render_cell(stdout, c->their_name != NULL && *c->their_name ? c->their_name : "-", wn);
+        last_checkin_text(st[i].last_checkin, last, sizeof last);
+        printf("  %-7s  %6zu  %-*s  %s\n", contact_state_name(c->state), st[i].unread, (int)wc,
+               last, pending ? "-" : c->verified ? "yes" : "no");
+    }
+}
+
+int cmd_contacts(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{NULL, 0, NULL, 0}};
+    Alcove__Local__Contact **v = NULL;
+    contact_stats *st = NULL;
+    cstore_txn *t = NULL;
+    json_t *arr = NULL;
+    size_t n = 0;
+    int rc = parse_flags(argc, argv, opts, NULL), err;
+    if (rc != 0)
+        return rc;
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (app_open(a) != 0)
+        return EXIT_FAIL;
+    rc = EXIT_FAIL;
+    if ((err = cstore_begin(a->store, 0, &t)) != 0 || (err = contact_list(t, &v, &n)) != 0) {
+        app_error("cannot read contacts: %s", alcove_strerror(err));
+        goto out;
+    }
+    if (n > 0 && (st = calloc(n, sizeof *st)) == NULL) {
+        app_error("out of memory");
+        goto out;
+    }
+    qsort(v, n, sizeof *v, contact_cmp);
+    for (size_t i = 0; i < n; i++) {
+        if ((err = render_each_message(t, v[i], stats_one, &st[i])) != 0) {
+            app_error("cannot read the messages of '%s': %s", v[i]->label ? v[i]->label : "?",
+                      alcove_strerror(err));
+            goto out;
+        }
+    }
+    cstore_abort(t);
+    t = NULL;
+    if (a->json) {
+        render_json_secure();
+        int bad = (arr = json_array()) == NULL;
+        for (size_t i = 0; !bad && i < n; i++)
+            bad = json_array_append_new(arr, contact_json(v[i], &st[i])) != 0;
+        if (bad || render_json_dump(stdout, arr) != 0) {
+            app_error("cannot write the JSON output");
+            goto out;
+        }
+    } else if (n == 0) {
+        printf("no contacts yet: 'alcove invite --name LABEL' or 'alcove accept CODE'\n");
+    } else {
+        contacts_table(v, st, n);
+    }
+    rc = render_flush(stdout);
+out:
+    cstore_abort(t);
+    json_decref(arr);
+    for (size_t i = 0; st != NULL && i < n; i++)
+        render_message_free(st[i].last_checkin);
+    free(st);
+    contact_list_free(v, n);
+    return rc;
+}
+
+/* --- read -------------------------------------------------------------------- */
+
+typedef struct read_ctx {
+    app *a;
+    const Alcove__Local__Contact *c;
+    int all, grouped, shown_here;
+    size_t shown;
+    json_t *arr;
+    uint8_t (*keys)[24]; /* incoming unread messages shown: mark them read */
+    size_t nkeys, capkeys;
+} read_ctx;
+
+static int read_one(void *ctx, const uint8_t key[24], Alcove__Local__Message **mp)
+{
+    read_ctx *r = ctx;
+    const Alcove__Local__Message *m = *mp;
+    int unread = !m->outgoing && !m->read;
+    if (!r->all && !unread)
+        return 0;
+    if (r->a->json) {
+        if (json_array_append_new(r->arr, render_message_json(r->c, m)) != 0)
+            return ALCOVE_ENOMEM;
+    } else {
+        if (r->grouped && !r->shown_here) {
+            fputs(r->shown ? "\n== " : "== ", stdout);
+            render_str(stdout, r->c->label, 40);
+            fputs(" ==\n", stdout);
+        }
+        if (r->shown_here)
+            fputc('\n', stdout);
+        render_message(stdout, r->c, m);
+    }
+    r->shown_here = 1;
+    r->shown++;
+    if (unread) {
+        if (r->nkeys == r->capkeys) {
+            size_t ncap = r->capkeys ? 2 * r->capkeys : 32;
+            uint8_t(*nk)[24] = realloc(r->keys, ncap * sizeof *nk);
+            if (nk == NULL)
+                return ALCOVE_ENOMEM;
+            r->keys = nk;
+            r->capkeys = ncap;
+        }
+        memcpy(r->keys[r->nkeys++], key, 24);
+    }
+    return 0;
+}
+
+/* Mark the messages under keys read, in one write transaction. */
+static int mark_read(app *a, uint8_t (*keys)[24], size_t n)
+{
+    cstore_txn *t = NULL;
+    int err = cstore_begin(a->store, 1, &t);
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        uint8_t *val = NULL;
+        size_t vlen = 0;
+        if ((err = cstore_get(t, CS_MESSAGES, keys[i], 24, &val, &vlen)) == ALCOVE_ENOTFOUND) {
+            err = 0; /* forgotten meanwhile */
+            continue;
+        }
+        if (err != 0)
+            break;
+        Alcove__Local__Message *m =
+            alcove__local__message__unpack(&render_wipe_allocator, vlen, val);
+        cstore_free_value(val, vlen);
+        if (m == NULL) {
+            err = ALCOVE_ECORRUPT;
+            break;
+        }
+        if (!m->read) {
+            m->read = 1;
+            m->has_read = 1;
+            err = message_put(t, keys[i], m);
+        }
+        render_message_free(m);
+    }
+    if (err == 0) {
+        err = cstore_commit(t);
+        t = NULL;
+    }
+    cstore_abort(t);
+    if (err != 0) {
+        app_error("cannot mark the messages read: %s", alcove_strerror(err));
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+int cmd_read(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"all", no_argument, NULL, 0}, {NULL, 0, NULL, 0}};
+    int flags[1] = {0};
+    Alcove__Local__Contact **v = NULL, *one = NULL;
+    cstore_txn *t = NULL;
+    size_t n = 0;
+    read_ctx r;
+    int rc = parse_flags(argc, argv, opts, flags), err;
+    if (rc != 0)
+        return rc;
+    if (argc - optind > 1)
+        return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    const char *label = optind < argc ? argv[optind] : NULL;
+    if (app_open(a) != 0)
+        return EXIT_FAIL;
+    memset(&r, 0, sizeof r);
+    r.a = a;
+    r.all = flags[0];
+    rc = EXIT_FAIL;
+    if (a->json) {
+        render_json_secure();
+        if ((r.arr = json_array()) == NULL) {
+            app_error("out of memory");
+            goto out;
+        }
+    }
+    if ((err = cstore_begin(a->store, 0, &t)) != 0) {
+        app_error("cannot read the local store: %s", alcove_strerror(err));
+        goto out;
+    }
+    if (label != NULL) {
+        if (render_find_contact(t, label, &one) != 0)
+            goto out;
+        v = &one;
+        n = 1;
+    } else {
+        if ((err = contact_list(t, &v, &n)) != 0) {
+            app_error("cannot read contacts: %s", alcove_strerror(err));
+            goto out;
+        }
+        qsort(v, n, sizeof *v, contact_cmp);
+        r.grouped = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r.c = v[i];
+        r.shown_here = 0;
+        if ((err = render_each_message(t, v[i], read_one, &r)) != 0) {
+            app_error("cannot read the messages of '%s': %s", v[i]->label ? v[i]->label : "?",
+                      alcove_strerror(err));
+            goto out;
+        }
+    }
+    cstore_abort(t);
+    t = NULL;
+    if (a->json) {
+        if (render_json_dump(stdout, r.arr) != 0) {
+            app_error("cannot write the JSON output");
+            goto out;
+        }
+    } else if (r.shown == 0) {
+        printf("%s", r.all ? "no messages" : "no unread messages");
+        if (label != NULL) {
+            fputs(r.all ? " with " : " from ", stdout);
+            render_str(stdout, one->label, 40);
+        }
+        fputc('\n', stdout);
+    }
+    if ((rc = render_flush(stdout)) != 0)
+        goto out;
+    rc = r.nkeys > 0 ? mark_read(a, r.keys, r.nkeys) : 0;
+out:
+    cstore_abort(t);
+    json_decref(r.arr);
+    if (r.keys != NULL) {
+        sodium_memzero(r.keys, r.capkeys * sizeof *r.keys);
+        free(r.keys);
+    }
+    if (one != NULL)
+        alcove__local__contact__free_unpacked(one, NULL);
+    else
+        contact_list_free(v, n);
+    return rc;
+}
+
+/* --- verify ------------------------------------------------------------------ */
+
+/* The label as one shell word (quoted when needed), sanitized. */
+static void print_shell_word(const char *s)
+{
+    int plain = *s != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789._-+@,:/=") == strlen(s);
+    if (plain) {
+        render_str(stdout, s, 0);
+        return;
+    }
+    fputc('\'', stdout);
+    for (const char *p = s; *p; p++) {
+        const char *q = strchr(p, '\'');
+        size_t len = q != NULL ? (size_t)(q - p) : strlen(p);
+        char *part = strndup(p, len);
+        render_str(stdout, part != NULL ? part : "?", 0);
+        free(part);
+        if (q == NULL)
+            break;
+        fputs("'\\''", stdout);
+        p = q;
+    }
+    fputc('\'', stdout);
+}
+
+int cmd_verify(app *a, int argc, char **argv)
+{
+    static const struct option opts[] = {{"mark-verified", no_argument, NULL, 0},
+                                         {NULL, 0, NULL, 0}};
+    int flags[1] = {0};
+    char digits[ALCOVE_SAFETY_BUF], shown[ALCOVE_SAFETY_DISPLAY_BUF];
+    Alcove__Local__Contact *c = NULL;
+    cstore_txn *t = NULL;
+    json_t *j = NULL;
+    int rc = parse_flags(argc, argv, opts, flags), err;
+    if (rc != 0)
+        return rc;
+    if (optind >= argc)
+        return usage_error("which contact? name one");
+    if (argc - optind > 1)
+        return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    int mark = flags[0];
+    if (app_open(a) != 0)
+        return EXIT_FAIL;
+    rc = EXIT_FAIL;
+    if ((err = cstore_begin(a->store, mark, &t)) != 0) {
+        app_error("cannot read the local store: %s", alcove_strerror(err));
+        goto out;
+    }
+    if (render_find_contact(t, argv[optind], &c) != 0)
+        goto out;
+    if (c->state == ALCOVE__LOCAL__CONTACT__STATE__PENDING || !c->has_sig_pub ||
+        c->sig_pub.len != ALCOVE_SIG_PUB_BYTES || !c->has_dh_pub ||
+        c->dh_pub.len != ALCOVE_DH_BYTES) {
+        app_error("%s has not accepted the invite yet", c->label ? c->label : argv[optind]);
+        app_hint("there is no safety number until they accept; 'alcove fetch' picks up their reply");
+        goto out;
+    }
+    if ((err = alcove_safety_number(alcove_identity_sig_pub(a->id), alcove_identity_dh_pub(a->id),
+                                    c->sig_pub.data, c->dh_pub.data, digits)) != 0 ||
+        (err = alcove_safety_display(digits, shown, sizeof shown)) != 0) {
+        app_error("cannot compute the safety number: %s", alcove_strerror(err));
+        goto out;
+    }
+    int was = c->verified;
+    if (mark && !was) {
+        c->verified = 1;
+        c->has_verified = 1;
+        if ((err = contact_save(t, c)) == 0) {
+            err = cstore_commit(t); /* frees t, also on failure */
+            t = NULL;
+        }
+        if (err != 0) {
+            app_error("cannot save the contact: %s", alcove_strerror(err));
+            goto out;
+        }
+    }
+    if (a->json) {
+        render_json_secure();
+        int bad = (j = json_object()) == NULL ||
+                  json_object_set_new(j, "contact", render_json_str(c->label)) != 0 ||
+                  json_object_set_new(j, "safety_number", json_string(digits)) != 0 ||
+                  json_object_set_new(j, "verified", json_boolean(c->verified)) != 0 ||
+                  render_json_dump(stdout, j) != 0;
+        if (bad) {
+            app_error("cannot write the JSON output");
+            goto out;
+        }
+    } else if (mark) {
+        render_str(stdout, c->label, 40);
+        printf(was ? " was already marked as verified (%s)\n" : " is now marked as verified (%s)\n",
+               shown);
+    } else {
+        fputs("Safety number with ", stdout);
+        render_str(stdout, c->label, 40);
+        printf(c->verified ? " (verified):\n\n  %s\n\n" : ":\n\n  %s\n\n", shown);
+        if ((err = render_qr(stdout, digits)) != 0) {
+            app_error("cannot draw the QR code: %s", alcove_strerror(err));
+            goto out;
+        }
+        fputs("\nCompare these digits with ", stdout);
+        render_str(stdout, c->label, 40);
+        fputs(" in person or on a call you trust.\n", stdout);
+        if (!c->verified) {
+            fputs("If they match, run: alcove verify ", stdout);
+            print_shell_word(c->label ? c->label : argv[optind]);
+            fputs(" --mark-verified\n", stdout);
+        }
+    }
+    rc = render_flush(stdout);
+out:
+    cstore_abort(t);
+    json_decref(j);
+    if (c != NULL)
+        alcove__local__contact__free_unpacked(c, NULL);
+    sodium_memzero(digits, sizeof digits);
+    sodium_memzero(shown, sizeof shown);
+    return rc;
+}

@@ -1,0 +1,241 @@
+#include "outbox.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "err.h"
+
+static void mark(app *a, const uint8_t key[24], Alcove__Local__Message *m, int status,
+                 const char *problem)
+{
+    cstore_txn *t = NULL;
+    if (problem != NULL) {
+        m->problem = (char *)(uintptr_t)problem;
+    } else {
+        m->has_status = 1;
+        m->status = (Alcove__Local__Message__Status)status;
+        m->has_envelope = 0; /* delivered: the sealed copy is not needed */
+    }
+    int rc = cstore_begin(a->store, 1, &t);
+    if (rc == 0)
+        rc = message_put(t, key, m);
+    if (rc == 0) {
+        rc = cstore_commit(t);
+        t = NULL;
+    }
+    cstore_abort(t);
+    if (rc != 0)
+        app_warn("could not record the delivery locally (%s); it may be sent again, and the "
+                 "receiver will drop the duplicate",
+                 alcove_strerror(rc));
+}
+
+int outbox_deliver(app *a, netpool *np, const Alcove__Local__Contact *c, const uint8_t key[24],
+                   Alcove__Local__Message *m)
+{
+    if (c->outbox == NULL || c->outbox->relay_address == NULL || c->outbox->send_id.len != 16 ||
+        c->outbox->send_secret.len != 32 || !m->has_envelope)
+        return ALCOVE_ESTATE;
+    net *n = netpool_get(np, c->outbox->relay_address);
+    if (n == NULL)
+        return ALCOVE_ECONNECT;
+    int st = net_send(n, c->outbox->send_id.data, c->outbox->send_secret.data, m->envelope.data,
+                      m->envelope.len);
+    if (st == 0)
+        mark(a, key, m, ALCOVE__LOCAL__MESSAGE__STATUS__SENT, NULL);
+    else if (st > 0 && net_status_permanent(st))
+        mark(a, key, m, 0, net_status_text(st));
+    return st;
+}
+
+int outbox_send(app *a, netpool *np, const char *label, Alcove__E2e__Content *ct,
+                const char *what)
+{
+    Alcove__Local__Contact *c = NULL;
+    cstore_txn *t = NULL;
+    alcove_ratchet *r = NULL;
+    uint8_t *content = NULL, *blob = NULL;
+    size_t clen = 0, blen = 0;
+    uint8_t msg_id[MSG_ID_BYTES], key[24];
+    int rc = EXIT_FAIL, e;
+
+    if ((e = cstore_begin(a->store, 1, &t)) != 0) {
+        app_error("cannot open the local store: %s", alcove_strerror(e));
+        return EXIT_FAIL;
+    }
+    if (contact_find(a, t, label, &c) != 0)
+        goto out;
+    if (c->state == ALCOVE__LOCAL__CONTACT__STATE__PENDING) {
+        app_error("%s has not accepted your invite yet", label);
+        app_hint("run 'alcove fetch' to pick up their introduction");
+        goto out;
+    }
+    if (c->state == ALCOVE__LOCAL__CONTACT__STATE__LEFT || c->outbox == NULL) {
+        app_error("%s has left; messages can no longer be delivered", label);
+        goto out;
+    }
+    /* Learn the receiving relay's limit before spending a ratchet step. */
+    net *n = netpool_get(np, c->outbox->relay_address);
+    if (n == NULL)
+        goto out;
+    randombytes_buf(msg_id, sizeof msg_id);
+    ct->has_msg_id = 1;
+    ct->msg_id.data = msg_id;
+    ct->msg_id.len = sizeof msg_id;
+    ct->has_sent_at = 1;
+    ct->sent_at = a->now();
+    if ((content = pb_pack(&ct->base, &clen)) == NULL ||
+        (blob = malloc(ALCOVE_ENVELOPE_MAX)) == NULL) {
+        app_error("out of memory");
+        goto out;
+    }
+    if (clen > ALCOVE_PAD_MAX_CONTENT) {
+        app_error("this %s is too long (%zu bytes; at most %u)", what, clen,
+                  (unsigned)ALCOVE_PAD_MAX_CONTENT);
+        goto out;
+    }
+    if ((e = session_load(t, c->id.data, &r)) != 0) {
+        app_error("no session with %s: %s", label, alcove_strerror(e));
+        goto out;
+    }
+    if ((e = alcove_envelope_seal(r, content, clen, blob, ALCOVE_ENVELOPE_MAX, &blen)) != 0) {
+        app_error("cannot encrypt the %s: %s", what, alcove_strerror(e));
+        goto out;
+    }
+    if (n->hello.max_blob_bytes != 0 && blen > n->hello.max_blob_bytes) {
+        app_error("this %s is too large for %s's relay (%zu bytes sealed; it accepts %u)", what,
+                  label, blen, n->hello.max_blob_bytes);
+        app_hint("send it in shorter parts");
+        goto out; /* the transaction aborts: the ratchet did not move */
+    }
+    Alcove__Local__Message m = ALCOVE__LOCAL__MESSAGE__INIT;
+    m.has_msg_id = 1;
+    m.msg_id = ct->msg_id;
+    m.has_outgoing = m.outgoing = 1;
+    m.has_sent_at = 1;
+    m.sent_at = ct->sent_at;
+    m.has_content = 1;
+    m.content.data = content;
+    m.content.len = clen;
+    m.has_read = m.read = 1;
+    m.has_status = 1;
+    m.status = ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED;
+    m.has_envelope = 1;
+    m.envelope.data = blob;
+    m.envelope.len = blen;
+    if ((e = session_save(t, c->id.data, r)) != 0 || (e = message_append(t, c, &m, key)) != 0 ||
+        (e = cstore_commit(t)) != 0) {
+        t = NULL;
+        app_error("cannot store the %s locally: %s", what, alcove_strerror(e));
+        goto out;
+    }
+    t = NULL;
+    int st = outbox_deliver(a, np, c, key, &m);
+    if (st == 0) {
+        if (!a->json)
+            printf("Sent your %s to %s.\n", what, label);
+        rc = EXIT_OK;
+    } else if (st > 0 && net_status_permanent(st)) {
+        app_error("%s could not deliver the %s: %s", c->outbox->relay_address, what,
+                  net_status_text(st));
+        if (st == ALCOVE__WIRE__STATUS__UNAUTHORIZED || st == ALCOVE__WIRE__STATUS__NOT_FOUND)
+            app_hint("%s may have removed you as a contact", label);
+    } else {
+        app_error("the %s is saved but not delivered yet: %s", what,
+                  st > 0 ? net_status_text(st) : alcove_strerror(st));
+        app_hint("it will be retried by your next 'alcove send', 'checkin' or 'fetch'");
+    }
+    if (c->notice != NULL && *c->notice && !a->json)
+        printf("Notice from %s: %s\n", label, c->notice);
+out:
+    cstore_abort(t);
+    alcove_ratchet_free(r);
+    if (content != NULL) {
+        sodium_memzero(content, clen);
+        free(content);
+    }
+    free(blob);
+    if (c != NULL)
+        alcove__local__contact__free_unpacked(c, NULL);
+    return rc;
+}
+
+typedef struct queued {
+    uint8_t key[24];
+    Alcove__Local__Message *m;
+} queued;
+
+typedef struct scan_ctx {
+    queued *v;
+    size_t n, cap;
+    int err;
+} scan_ctx;
+
+static int collect_queued(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+                          size_t vlen)
+{
+    scan_ctx *s = ctx;
+    Alcove__Local__Message *m = alcove__local__message__unpack(NULL, vlen, val);
+    if (m == NULL || klen != 24)
+        return ALCOVE_ECORRUPT;
+    if (!m->outgoing || m->status != ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED || m->problem != NULL ||
+        !m->has_envelope) {
+        alcove__local__message__free_unpacked(m, NULL);
+        return 0;
+    }
+    if (s->n == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 8;
+        queued *nv = realloc(s->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            alcove__local__message__free_unpacked(m, NULL);
+            return ALCOVE_ENOMEM;
+        }
+        s->v = nv;
+        s->cap = ncap;
+    }
+    memcpy(s->v[s->n].key, key, 24);
+    s->v[s->n++].m = m;
+    return 0;
+}
+
+int outbox_flush(app *a, netpool *np)
+{
+    Alcove__Local__Contact **cs = NULL;
+    size_t nc = 0;
+    cstore_txn *t = NULL;
+    int left = 0;
+    int rc = cstore_begin(a->store, 0, &t);
+    if (rc == 0)
+        rc = contact_list(t, &cs, &nc);
+    if (rc != 0) {
+        cstore_abort(t);
+        return rc;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        scan_ctx s = {NULL, 0, 0, 0};
+        if (cs[i]->state != ALCOVE__LOCAL__CONTACT__STATE__ACTIVE)
+            continue;
+        rc = cstore_each(t, CS_MESSAGES, cs[i]->id.data, CONTACT_ID_BYTES, collect_queued, &s);
+        int stop = 0;
+        for (size_t k = 0; k < s.n; k++) {
+            if (rc == 0 && !stop) {
+                int st = outbox_deliver(a, np, cs[i], s.v[k].key, s.v[k].m);
+                if (st != 0 && !(st > 0 && net_status_permanent(st))) {
+                    stop = 1; /* keep the order: retry this contact later */
+                    left++;
+                }
+            } else {
+                left++;
+            }
+            alcove__local__message__free_unpacked(s.v[k].m, NULL);
+        }
+        free(s.v);
+        if (rc != 0)
+            break;
+    }
+    cstore_abort(t);
+    contact_list_free(cs, nc);
+    return rc != 0 ? rc : left;
+}
