@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "ratchet.h"
+#include "render.h"
 
 #define PASS_MAX 1024u
 
@@ -331,10 +332,16 @@ int contact_list(cstore_txn *t, Alcove__Local__Contact ***out, size_t *n)
     return 0;
 }
 
+void contact_free(Alcove__Local__Contact *c)
+{
+    if (c != NULL)
+        alcove__local__contact__free_unpacked(c, &render_wipe_allocator);
+}
+
 void contact_list_free(Alcove__Local__Contact **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        alcove__local__contact__free_unpacked(v[i], NULL);
+        contact_free(v[i]);
     free(v);
 }
 
@@ -370,7 +377,7 @@ int contact_find(app *a, cstore_txn *t, const char *label, Alcove__Local__Contac
     v[found] = NULL;
     for (size_t i = 0; i < n; i++)
         if (v[i] != NULL)
-            alcove__local__contact__free_unpacked(v[i], NULL);
+            contact_free(v[i]);
     free(v);
     return 0;
 }

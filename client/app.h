@@ -73,6 +73,9 @@ int contact_save(cstore_txn *t, const Alcove__Local__Contact *c);
 /* All contacts (any state), in id order.  Free with contact_list_free. */
 int contact_list(cstore_txn *t, Alcove__Local__Contact ***out, size_t *n);
 void contact_list_free(Alcove__Local__Contact **v, size_t n);
+/* Free one contact, wiping it (it holds mailbox and prekey secrets).
+ * NULL is a no-op. */
+void contact_free(Alcove__Local__Contact *c);
 /* Find an ACTIVE or PENDING contact by label (exact, then case-insensitive).
  * Prints `alcove: error: no contact named ...` with a hint listing how to
  * see contacts, and returns EXIT_FAIL, or 0 with *out to free. */

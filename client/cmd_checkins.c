@@ -252,6 +252,6 @@ out:
     }
     free(l.v);
     if (c != NULL)
-        alcove__local__contact__free_unpacked(c, NULL);
+        contact_free(c);
     return rc;
 }

@@ -102,7 +102,7 @@ static int take_batch(app *a, net *n, Alcove__Local__Contact **c, Alcove__Wire__
         goto fail;
     }
     t = NULL;
-    alcove__local__contact__free_unpacked(*c, NULL);
+    contact_free(*c);
     *c = fresh;
     fault_point("after-commit");
     /* Only now, with everything committed locally, tell the relay. */
@@ -119,7 +119,7 @@ static int take_batch(app *a, net *n, Alcove__Local__Contact **c, Alcove__Wire__
 fail:
     cstore_abort(t);
     if (fresh != NULL)
-        alcove__local__contact__free_unpacked(fresh, NULL);
+        contact_free(fresh);
     free(res);
     app_error("cannot store fetched messages: %s (nothing was acked; run fetch again)",
               alcove_strerror(e));
@@ -219,9 +219,8 @@ int cmd_fetch(app *a, int argc, char **argv)
                               (json_int_t)ty.stored, "accepted", (json_int_t)ty.intros,
                               "rejected", (json_int_t)ty.rejected);
         ty.json = NULL;
-        if (j != NULL)
-            json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-        putchar('\n');
+        if (j == NULL || render_json_dump(stdout, j) != 0)
+            app_error("cannot print JSON");
         json_decref(j);
     } else if (ty.stored == 0 && ty.intros == 0) {
         printf("No new messages.\n");

@@ -104,7 +104,7 @@ int cmd_forget(app *a, int argc, char **argv)
         printf("Forgot %s: their mailbox is deleted and %zu message%s erased.\n", label, k.n,
                k.n == 1 ? "" : "s");
     else
-        printf("{\"forgotten\": true, \"messages_erased\": %zu}\n", k.n);
+        printf("{\n  \"forgotten\": true,\n  \"messages_erased\": %zu\n}\n", k.n);
     rc = EXIT_OK;
     goto out;
 fail:
@@ -114,6 +114,6 @@ out:
     netpool_close(&np);
     free(k.keys);
     if (c != NULL)
-        alcove__local__contact__free_unpacked(c, NULL);
+        contact_free(c);
     return rc;
 }

@@ -13,6 +13,8 @@
 #include "err.h"
 #include "invite.h"
 #include "net.h"
+#include "render.h"
+#include <jansson.h>
 
 /* mkdir -p with 0700 for the last component (parents as the umask says). */
 static int make_home(const char *path)
@@ -142,7 +144,11 @@ int cmd_init(app *a, int argc, char **argv)
     }
     t = NULL;
     if (a->json) {
-        printf("{\"home\": \"%s\", \"relay\": \"%s\"}\n", a->home, relay);
+        json_t *j = json_pack("{s:s, s:s, s:s}", "home", a->home, "relay", relay, "name",
+                              name ? name : "");
+        if (j == NULL || render_json_dump(stdout, j) != 0)
+            app_error("cannot print JSON");
+        json_decref(j);
     } else {
         printf("Created your alcove identity in %s\n", a->home);
         printf("Home relay: %s\n", relay);

@@ -176,13 +176,12 @@ int cmd_invite(app *a, int argc, char **argv)
     if (a->json) {
         json_t *j = json_pack("{s:s, s:s, s:I}", "contact", label, "code", code, "expires_at",
                               (json_int_t)inv->expires_at);
-        if (j == NULL || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) != 0) {
+        if (j == NULL || render_json_dump(stdout, j) != 0) {
             json_decref(j);
             app_error("cannot print JSON");
             goto out;
         }
         json_decref(j);
-        putchar('\n');
     } else {
         time_t exp = (time_t)(inv->expires_at / 1000);
         char when[64];
@@ -445,10 +444,9 @@ int cmd_accept(app *a, int argc, char **argv)
     if (a->json) {
         json_t *j = json_pack("{s:s, s:s, s:s}", "contact", label, "their_name", inv->display_name,
                               "notice", inv->notice);
-        if (j != NULL)
-            json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (j == NULL || render_json_dump(stdout, j) != 0)
+            app_error("cannot print JSON");
         json_decref(j);
-        putchar('\n');
     } else {
         printf("You are now connected with %s. Your introduction is on its way.\n", label);
         printf("Send a check-in with: alcove checkin %s --mood N --note TEXT\n", label);

@@ -221,7 +221,8 @@ int cmd_contacts(app *a, int argc, char **argv)
         app_error("out of memory");
         goto out;
     }
-    qsort(v, n, sizeof *v, contact_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof *v, contact_cmp);
     for (size_t i = 0; i < n; i++) {
         if ((err = render_each_message(t, v[i], stats_one, &st[i])) != 0) {
             app_error("cannot read the messages of '%s': %s", v[i]->label ? v[i]->label : "?",
@@ -385,7 +386,8 @@ int cmd_read(app *a, int argc, char **argv)
             app_error("cannot read contacts: %s", alcove_strerror(err));
             goto out;
         }
-        qsort(v, n, sizeof *v, contact_cmp);
+        if (n > 1)
+            qsort(v, n, sizeof *v, contact_cmp);
         r.grouped = 1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -423,7 +425,7 @@ out:
         free(r.keys);
     }
     if (one != NULL)
-        alcove__local__contact__free_unpacked(one, NULL);
+        contact_free(one);
     else
         contact_list_free(v, n);
     return rc;
@@ -544,7 +546,7 @@ out:
     cstore_abort(t);
     json_decref(j);
     if (c != NULL)
-        alcove__local__contact__free_unpacked(c, NULL);
+        contact_free(c);
     sodium_memzero(digits, sizeof digits);
     sodium_memzero(shown, sizeof shown);
     return rc;

@@ -250,7 +250,7 @@ int inbox_take(app *a, cstore_txn *t, Alcove__Local__Contact **cp, const Alcove_
         rc = contact_load(t, id, &fresh);
         if (rc != 0)
             return rc;
-        alcove__local__contact__free_unpacked(c, NULL);
+        contact_free(c);
         *cp = c = fresh;
     }
     if (rc == 0 && c->inbox->last_seq < s->seq) {

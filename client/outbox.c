@@ -61,12 +61,16 @@ int outbox_send(app *a, netpool *np, const char *label, Alcove__E2e__Content *ct
     uint8_t msg_id[MSG_ID_BYTES], key[24];
     int rc = EXIT_FAIL, e;
 
-    if ((e = cstore_begin(a->store, 1, &t)) != 0) {
+    /* Find the contact and reach its relay before taking the write lock:
+     * other alcove processes (listen) must not wait on the network. */
+    if ((e = cstore_begin(a->store, 0, &t)) != 0) {
         app_error("cannot open the local store: %s", alcove_strerror(e));
         return EXIT_FAIL;
     }
     if (contact_find(a, t, label, &c) != 0)
         goto out;
+    cstore_abort(t);
+    t = NULL;
     if (c->state == ALCOVE__LOCAL__CONTACT__STATE__PENDING) {
         app_error("%s has not accepted your invite yet", label);
         app_hint("run 'alcove fetch' to pick up their introduction");
@@ -95,6 +99,22 @@ int outbox_send(app *a, netpool *np, const char *label, Alcove__E2e__Content *ct
         app_error("this %s is too long (%zu bytes; at most %u)", what, clen,
                   (unsigned)ALCOVE_PAD_MAX_CONTENT);
         goto out;
+    }
+    /* Now the write transaction: reload the contact (another process may
+     * have changed it) and take the ratchet step. */
+    {
+        uint8_t cid[CONTACT_ID_BYTES];
+        memcpy(cid, c->id.data, sizeof cid);
+        contact_free(c);
+        c = NULL;
+        if ((e = cstore_begin(a->store, 1, &t)) != 0 || (e = contact_load(t, cid, &c)) != 0) {
+            app_error("cannot reopen %s in the local store: %s", label, alcove_strerror(e));
+            goto out;
+        }
+        if (c->state != ALCOVE__LOCAL__CONTACT__STATE__ACTIVE || c->outbox == NULL) {
+            app_error("%s is no longer an active contact", label);
+            goto out;
+        }
     }
     if ((e = session_load(t, c->id.data, &r)) != 0) {
         app_error("no session with %s: %s", label, alcove_strerror(e));
@@ -158,7 +178,7 @@ out:
     }
     free(blob);
     if (c != NULL)
-        alcove__local__contact__free_unpacked(c, NULL);
+        contact_free(c);
     return rc;
 }
 

@@ -584,7 +584,7 @@ int render_find_contact(cstore_txn *t, const char *label, Alcove__Local__Contact
     v[best] = NULL;
     for (size_t i = 0; i < n; i++)
         if (v[i] != NULL)
-            alcove__local__contact__free_unpacked(v[i], NULL);
+            contact_free(v[i]);
     free(v);
     return 0;
 }
