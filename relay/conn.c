@@ -10,11 +10,16 @@
 typedef struct wreq {
     uv_write_t req;
     conn *c;
+    uint8_t *ext;   /* coalesced buffer (owned), or NULL: data follows */
     size_t len;
     uint8_t data[]; /* 2-byte length || ciphertext */
 } wreq;
 
+/* Coalesced output is flushed early past this size. */
+#define CORK_MAX (256u * 1024u)
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static int flush_cork(conn *c);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -29,6 +34,7 @@ void conn_ref(conn *c) { c->refs++; }
 
 static void conn_destroy(conn *c)
 {
+    free(c->obuf);
     alcove_frame_dec_free(&c->dec);
     alcove_noise_hs_free(c->hs);
     alcove_noise_transport_free(c->tx);
@@ -82,6 +88,9 @@ void conn_close(conn *c, relay_close_reason why)
     alcove_noise_transport_free(c->tx);
     c->tx = NULL;
     alcove_frame_dec_free(&c->dec);
+    free(c->obuf); /* gathered output for a closed peer is dropped */
+    c->obuf = NULL;
+    c->olen = c->ocap = 0;
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
@@ -102,6 +111,9 @@ void conn_close_after_flush(conn *c, relay_close_reason why)
     c->state = CONN_CLOSING;
     c->close_why = why;
     uv_read_stop((uv_stream_t *)&c->tcp);
+    /* The final reply may still be gathered: it must go before shutdown. */
+    if (flush_cork(c) != 0 || c->closed)
+        return;
     uv_shutdown_t *req = malloc(sizeof *req);
     if (req == NULL) {
         conn_close(c, why);
@@ -145,6 +157,7 @@ static void on_write(uv_write_t *req, int status)
 {
     wreq *w = (wreq *)req;
     conn *c = w->c;
+    free(w->ext);
     free(w);
     if (status != 0 && !c->closed)
         conn_close(c, CLOSE_WRITE_ERROR);
@@ -153,47 +166,124 @@ static void on_write(uv_write_t *req, int status)
     conn_unref(c);
 }
 
-static int send_frame(conn *c, const uint8_t *pt, size_t len, int encrypt)
+/* After queueing bytes: pause reading from a peer that does not read, and
+ * drop one whose queue keeps growing (pushes).  Returns 0 or ELIMIT. */
+static int check_backpressure(conn *c)
 {
-    size_t body = len + (encrypt ? ALCOVE_NOISE_TAG_BYTES : 0);
-    if (body > ALCOVE_FRAME_MAX)
-        return ALCOVE_ETOOBIG;
-    wreq *w = malloc(sizeof *w + 2 + body);
-    if (w == NULL) {
-        conn_close(c, CLOSE_NO_MEMORY);
-        return ALCOVE_ENOMEM;
-    }
-    (void)alcove_frame_put_len(w->data, body);
-    if (encrypt) {
-        int rc = alcove_noise_encrypt(c->tx, pt, len, w->data + 2);
-        if (rc != 0) {
-            free(w);
-            conn_close(c, CLOSE_PROTOCOL);
-            return rc;
-        }
-    } else {
-        memcpy(w->data + 2, pt, len);
-    }
-    w->c = c;
-    w->len = 2 + body;
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-        free(w);
-        conn_close(c, CLOSE_WRITE_ERROR);
-        return ALCOVE_EIO;
-    }
-    conn_ref(c);
     size_t q = conn_queued(c);
     const relay_config *cfg = c->srv->cfg;
     if (q > 4 * cfg->write_queue_bytes) {
-        /* Pushes keep piling up for a peer that does not read: drop it.
-         * Nothing is lost: its messages stay stored until acked. */
+        /* Nothing is lost: its messages stay stored until acked. */
         conn_close(c, CLOSE_SLOW_READER);
         return ALCOVE_ELIMIT;
     }
     if (q > cfg->write_queue_bytes)
         conn_pause(c);
     return 0;
+}
+
+static int write_buf(conn *c, wreq *w, uint8_t *base)
+{
+    w->c = c;
+    uv_buf_t b = uv_buf_init((char *)base, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        free(w->ext);
+        free(w);
+        conn_close(c, CLOSE_WRITE_ERROR);
+        return ALCOVE_EIO;
+    }
+    conn_ref(c);
+    return check_backpressure(c);
+}
+
+/* Write the gathered output of c (if any) with one write. */
+static int flush_cork(conn *c)
+{
+    if (c->olen == 0 || c->closed)
+        return 0;
+    wreq *w = malloc(sizeof *w);
+    if (w == NULL) {
+        conn_close(c, CLOSE_NO_MEMORY);
+        return ALCOVE_ENOMEM;
+    }
+    w->ext = c->obuf;
+    w->len = c->olen;
+    c->obuf = NULL;
+    c->olen = c->ocap = 0;
+    return write_buf(c, w, w->ext);
+}
+
+void conn_cork(relay_server *srv) { srv->cork_depth++; }
+
+void conn_uncork(relay_server *srv)
+{
+    if (--srv->cork_depth > 0)
+        return;
+    while (srv->corked != NULL) {
+        conn *c = srv->corked;
+        srv->corked = c->onext;
+        c->onext = NULL;
+        c->oqueued = 0;
+        (void)flush_cork(c);
+        conn_unref(c);
+    }
+}
+
+static int send_frame(conn *c, const uint8_t *pt, size_t len, int encrypt)
+{
+    size_t body = len + (encrypt ? ALCOVE_NOISE_TAG_BYTES : 0);
+    uint8_t *dst;
+    wreq *w = NULL;
+    if (body > ALCOVE_FRAME_MAX)
+        return ALCOVE_ETOOBIG;
+    if (c->srv->cork_depth > 0) {
+        if (c->olen + 2 + body > CORK_MAX && flush_cork(c) != 0)
+            return ALCOVE_EIO;
+        if (c->olen + 2 + body > c->ocap) {
+            uint32_t ncap = c->ocap ? c->ocap : 4096;
+            while (ncap < c->olen + 2 + body)
+                ncap *= 2;
+            uint8_t *nb = realloc(c->obuf, ncap);
+            if (nb == NULL) {
+                conn_close(c, CLOSE_NO_MEMORY);
+                return ALCOVE_ENOMEM;
+            }
+            c->obuf = nb;
+            c->ocap = ncap;
+        }
+        dst = c->obuf + c->olen;
+    } else {
+        w = malloc(sizeof *w + 2 + body);
+        if (w == NULL) {
+            conn_close(c, CLOSE_NO_MEMORY);
+            return ALCOVE_ENOMEM;
+        }
+        w->ext = NULL;
+        dst = w->data;
+    }
+    (void)alcove_frame_put_len(dst, body);
+    if (encrypt) {
+        int rc = alcove_noise_encrypt(c->tx, pt, len, dst + 2);
+        if (rc != 0) {
+            free(w);
+            conn_close(c, CLOSE_PROTOCOL);
+            return rc;
+        }
+    } else {
+        memcpy(dst + 2, pt, len);
+    }
+    if (w == NULL) {
+        c->olen += (uint32_t)(2 + body);
+        if (!c->oqueued) {
+            c->oqueued = 1;
+            conn_ref(c);
+            c->onext = c->srv->corked;
+            c->srv->corked = c;
+        }
+        return 0;
+    }
+    w->len = 2 + body;
+    return write_buf(c, w, w->data);
 }
 
 int conn_send(conn *c, const Alcove__Wire__RelayMessage *m)
@@ -306,6 +396,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t left = (size_t)nread;
     conn_ref(c); /* handlers may close c; keep it alive to the end */
+    conn_cork(c->srv); /* replies to pipelined requests: one write */
     /* The whole read is processed even if back-pressure pauses reading
      * meanwhile: one read is at most 64 KiB, and the pause applies from the
      * next read on. */
@@ -325,6 +416,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (!c->closed && c->state >= CONN_HELLO)
         c->deadline = uv_now(c->srv->loop) + c->srv->cfg->idle_timeout_ms;
+    conn_uncork(c->srv);
     conn_unref(c);
 }
 

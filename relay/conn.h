@@ -47,6 +47,11 @@ typedef struct conn {
     uint8_t close_why;      /* reason to log once the flush is done */
     conn_sess *sess;
     uint32_t nsess, sess_cap;
+    /* Coalesced output while the server is corked (see conn_cork). */
+    uint8_t *obuf;
+    uint32_t olen, ocap;
+    struct conn *onext;     /* in the server's corked list (referenced) */
+    uint8_t oqueued;
 } conn;
 
 /* Accept a new connection from the listener.  On failure the pending
@@ -92,6 +97,12 @@ int relay_queue_trim(relay_server *srv, conn *c, uint64_t req_id, relay_mbox *mb
 /* Queue deletion of a mailbox and all its stored messages; it leaves the
  * index at once.  c may be NULL.  Returns 0 or ALCOVE_ENOMEM. */
 int relay_queue_delete(relay_server *srv, conn *c, uint64_t req_id, relay_mbox *mb);
+
+/* Cork: while corked, replies and pushes to each connection are gathered
+ * and written with one write per connection at uncork, instead of one
+ * system call per message.  Nests; the outermost uncork flushes. */
+void conn_cork(relay_server *srv);
+void conn_uncork(relay_server *srv);
 
 /* Bytes queued to the peer and not yet written. */
 size_t conn_queued(const conn *c);

@@ -167,11 +167,13 @@ static void finish_op(relay_server *srv, relay_op *op)
 void relay_server_on_batch(void *ctx, relay_op *batch)
 {
     relay_server *srv = ctx;
+    conn_cork(srv); /* one write per connection for the whole batch */
     while (batch != NULL) {
         relay_op *next = batch->next;
         finish_op(srv, batch);
         batch = next;
     }
+    conn_uncork(srv);
 }
 
 /* --- expiry ----------------------------------------------------------- */

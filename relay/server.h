@@ -71,6 +71,9 @@ typedef struct relay_server {
     uint8_t scratch[65536];   /* decrypted request plaintext */
     uint8_t outbuf[65536];    /* packed reply plaintext */
 
+    int cork_depth;     /* >0: conn_send gathers output (conn.c) */
+    struct conn *corked;
+
     uint64_t closes[CLOSE__COUNT];
     uint64_t accepted;
 } relay_server;
