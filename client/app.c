@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "err.h"
 #include "ratchet.h"
 #include "render.h"
@@ -169,6 +170,21 @@ out:
     return rc;
 }
 
+/* First open after a restore: log it once (best effort). */
+static void note_restore(app *a)
+{
+    cstore_txn *t = NULL;
+    a->meta->has_restore_logged = 1;
+    a->meta->restore_logged = 1;
+    if (cstore_begin(a->store, 1, &t) != 0)
+        return;
+    if (audit_append(t, a->now(), AUDIT_RESTORED, NULL) != 0 || app_save_meta(t, a->meta) != 0) {
+        cstore_abort(t);
+        return;
+    }
+    (void)cstore_commit(t);
+}
+
 int app_open(app *a)
 {
     char path[PATH_MAX + 32], marker[PATH_MAX + 32], storedir[PATH_MAX + 32];
@@ -225,6 +241,8 @@ int app_open(app *a)
         app_error("the local store's settings are corrupted");
         return EXIT_FAIL;
     }
+    if (a->meta->has_restored_from && !a->meta->restore_logged)
+        note_restore(a);
     return 0;
 }
 

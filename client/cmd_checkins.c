@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "err.h"
+#include "practice.h"
 #include "render.h"
 
 #define CHART_MAX 60u   /* check-ins in the chart (the newest) */
@@ -198,6 +199,8 @@ int cmd_checkins(app *a, int argc, char **argv)
     Alcove__Local__Contact *c = NULL;
     cstore_txn *t = NULL;
     ci_list l = {NULL, 0, 0};
+    score_row *sv = NULL;
+    size_t ns = 0;
     json_t *j = NULL;
     int rc = EXIT_FAIL, err;
 
@@ -223,6 +226,10 @@ int cmd_checkins(app *a, int argc, char **argv)
                   alcove_strerror(err));
         goto out;
     }
+    if ((err = score_rows(t, c, 0, &sv, &ns)) != 0) {
+        app_error("cannot read the messages: %s", alcove_strerror(err));
+        goto out;
+    }
     cstore_abort(t);
     t = NULL;
     if (l.n > 1)
@@ -233,14 +240,20 @@ int cmd_checkins(app *a, int argc, char **argv)
             app_error("cannot write the JSON output");
             goto out;
         }
-    } else if (l.n == 0) {
-        fputs("no check-ins from ", stdout);
-        render_str(stdout, c->label, 40);
-        fputs(" yet\n", stdout);
     } else {
-        size_t shown = l.n > CHART_MAX ? CHART_MAX : l.n;
-        print_table(c, l.v, l.n);
-        print_chart(l.v + (l.n - shown), shown, l.n);
+        if (l.n == 0) {
+            fputs("no check-ins from ", stdout);
+            render_str(stdout, c->label, 40);
+            fputs(" yet\n", stdout);
+        } else {
+            size_t shown = l.n > CHART_MAX ? CHART_MAX : l.n;
+            print_table(c, l.v, l.n);
+            print_chart(l.v + (l.n - shown), shown, l.n);
+        }
+        if (ns > 0) {
+            printf("\nquestionnaire scores ('alcove scores CONTACT' for the charts):\n\n");
+            score_table(stdout, sv, ns);
+        }
     }
     rc = render_flush(stdout);
 out:
@@ -251,6 +264,7 @@ out:
         render_message_free(l.v[i].m);
     }
     free(l.v);
+    score_rows_free(sv, ns);
     if (c != NULL)
         contact_free(c);
     return rc;

@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "commands.h"
+#include "audit.h"
 #include "err.h"
+#include "questionnaire.h"
 #include "inbox.h"
 #include "net.h"
 #include "outbox.h"
@@ -18,6 +20,8 @@
 typedef struct tally {
     json_t *json;   /* array of events when --json */
     unsigned stored, intros, rejected;
+    unsigned fetched, receipts, rekeyed, broken, flagged;
+    netpool *np;    /* for receipts and re-key answers */
 } tally;
 
 /* Test hook: ALCOVE_FAULT=after-commit kills the process between the local
@@ -27,6 +31,95 @@ static void fault_point(const char *name)
     const char *f = getenv("ALCOVE_FAULT");
     if (f != NULL && strcmp(f, name) == 0)
         raise(SIGKILL);
+}
+
+/* Answers (therapist) and questionnaires (client) are shown on fetch. */
+static void show_practice(app *a, const Alcove__Local__Contact *c, const inbox_result *r, tally *ty)
+{
+    const char *label = c->label ? c->label : "?";
+    cstore_txn *t = NULL;
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    Alcove__Local__Message *m = NULL, *qm = NULL;
+    Alcove__E2e__Content *ct = NULL, *qct = NULL;
+    if (cstore_begin(a->store, 0, &t) != 0)
+        return;
+    if (cstore_get(t, CS_MESSAGES, r->key, 24, &val, &vlen) != 0)
+        goto out;
+    m = alcove__local__message__unpack(&render_wipe_allocator, vlen, val);
+    cstore_free_value(val, vlen);
+    if (m == NULL || content_decode(m, &ct) != 0)
+        goto out;
+    if (ct->body_case == ALCOVE__E2E__CONTENT__BODY_QUESTIONNAIRE) {
+        if (ty->json) {
+            json_array_append_new(ty->json, json_pack("{s:s, s:o, s:o, s:I}", "event",
+                                                      "questionnaire", "contact",
+                                                      render_json_str(label), "instrument",
+                                                      render_json_str(ct->questionnaire->instrument),
+                                                      (json_int_t)ct->questionnaire->n_items));
+        } else {
+            render_str(stdout, label, 40);
+            fputs(" sent you a questionnaire (", stdout);
+            render_str(stdout, ct->questionnaire->instrument, 40);
+            printf(", %zu items). Answer it with: alcove answer ", ct->questionnaire->n_items);
+            render_str(stdout, label, 40);
+            fputc('\n', stdout);
+        }
+        goto out;
+    }
+    quest_score sc;
+    if (quest_score_lookup(t, c, ct->answers, &sc, &qm, &qct) != 0)
+        goto out;
+    const Alcove__E2e__Questionnaire *q = qct->questionnaire;
+    if (sc.flagged)
+        ty->flagged++;
+    if (ty->json) {
+        json_t *vals = json_array();
+        for (size_t i = 0; i < ct->answers->n_values; i++)
+            json_array_append_new(vals, json_integer(ct->answers->values[i]));
+        json_array_append_new(ty->json,
+                              json_pack("{s:s, s:o, s:o, s:I, s:I, s:o, s:b, s:o}", "event",
+                                        "answers", "contact", render_json_str(label),
+                                        "instrument", render_json_str(q->instrument), "total",
+                                        (json_int_t)sc.total, "max_total", (json_int_t)sc.max_total,
+                                        "band", sc.band[0] ? json_string(sc.band) : json_null(),
+                                        "flagged", sc.flagged, "values", vals));
+        goto out;
+    }
+    render_str(stdout, label, 40);
+    fputs(" answered ", stdout);
+    render_str(stdout, q->instrument, 40);
+    printf(": total %llu of %llu", (unsigned long long)sc.total, (unsigned long long)sc.max_total);
+    if (sc.band[0])
+        printf(" (%s)", sc.band);
+    fputc('\n', stdout);
+    for (size_t i = 0; i < q->n_items && i < ct->answers->n_values; i++) {
+        printf("  %2zu. ", i + 1);
+        render_str(stdout, q->items[i]->text, 60);
+        printf(": %u", (unsigned)ct->answers->values[i]);
+        const char *l = quest_item_label(q->items[i], ct->answers->values[i]);
+        if (*l) {
+            fputs(" (", stdout);
+            render_str(stdout, l, 40);
+            fputc(')', stdout);
+        }
+        fputc('\n', stdout);
+    }
+    if (sc.flagged) {
+        printf("\n  !!! ATTENTION: ");
+        render_str(stdout, label, 40);
+        printf(" answered PHQ-9 item 9 (thoughts that they would be better off dead or of\n"
+               "  !!! hurting themselves) with %u: \"%s\". Please follow up promptly.\n\n",
+               (unsigned)sc.flag_value, quest_item_label(q->items[8], sc.flag_value));
+        fflush(stdout);
+        app_warn("%s's PHQ-9 item 9 is above 0 (thoughts of self-harm)", label);
+    }
+out:
+    cstore_abort(t);
+    render_message_free(m);
+    render_message_free(qm);
+    content_free(ct);
+    content_free(qct);
 }
 
 static void show_new(app *a, const Alcove__Local__Contact *c, const inbox_result *r, tally *ty,
@@ -57,6 +150,25 @@ static void show_new(app *a, const Alcove__Local__Contact *c, const inbox_result
         return;
     case INBOX_SKIPPED:
         return;
+    case INBOX_RECEIPT:
+        ty->receipts++;
+        return;
+    case INBOX_REKEYED:
+        ty->rekeyed++;
+        if (ty->json)
+            json_array_append_new(ty->json, json_pack("{s:s, s:o}", "event", "rekeyed", "contact",
+                                                      render_json_str(label)));
+        else {
+            render_str(stdout, label, 40);
+            printf(": your conversation was re-keyed (a fresh session replaced the old one; the "
+                   "safety number is unchanged).\n");
+        }
+        return;
+    }
+    if (r->body == ALCOVE__E2E__CONTENT__BODY_ANSWERS || r->body == ALCOVE__E2E__CONTENT__BODY_QUESTIONNAIRE) {
+        show_practice(a, c, r, ty);
+        if (!print_messages)
+            return;
     }
     if (!print_messages && !ty->json)
         return;
@@ -112,8 +224,52 @@ static int take_batch(app *a, net *n, Alcove__Local__Contact **c, Alcove__Wire__
             app_warn("the relay did not take the ack (%s); messages will be skipped next time",
                      net_status_text(st));
     }
-    for (size_t i = 0; i < count; i++)
+    ty->fetched += (unsigned)count;
+    size_t nids = 0, broken = 0, queued = 0;
+    ProtobufCBinaryData *ids = calloc(count, sizeof *ids);
+    for (size_t i = 0; i < count; i++) {
         show_new(a, *c, &res[i], ty, print_messages);
+        if (res[i].outcome == INBOX_STORED && ids != NULL &&
+            res[i].body != ALCOVE__E2E__CONTENT__BODY_LEAVE &&
+            res[i].body != ALCOVE__E2E__CONTENT__BODY_INTRO)
+            ids[nids++] = (ProtobufCBinaryData){16, res[i].msg_id};
+        broken += res[i].undecryptable != 0;
+        queued += res[i].queued_reply != 0;
+    }
+    if (broken > 0) {
+        const char *label = (*c)->label ? (*c)->label : "?";
+        ty->broken++;
+        if ((*c)->has_restored_dh_pub)
+            app_error("%zu message(s) from %s cannot be decrypted: this conversation was restored "
+                      "from an older backup and %s's app has moved on since",
+                      broken, label, label);
+        else
+            app_error("%zu message(s) from %s cannot be decrypted: the two apps no longer share "
+                      "a session (one of you may have restored an older backup)",
+                      broken, label);
+        app_hint("run 'alcove reinvite %s' to re-key the conversation (no new meeting needed)",
+                 label);
+    }
+    if (ty->np != NULL && queued > 0)
+        (void)outbox_flush(a, ty->np);
+    if (ty->np != NULL && nids > 0 && outbox_receipts_wanted(*c, 0)) {
+        Alcove__E2e__Receipt rcpt = ALCOVE__E2E__RECEIPT__INIT;
+        rcpt.has_kind = 1;
+        rcpt.kind = ALCOVE__E2E__RECEIPT__KIND__DELIVERED;
+        rcpt.n_msg_ids = nids;
+        rcpt.msg_ids = ids;
+        Alcove__E2e__Content ct = ALCOVE__E2E__CONTENT__INIT;
+        ct.body_case = ALCOVE__E2E__CONTENT__BODY_RECEIPT;
+        ct.receipt = &rcpt;
+        outbox_opts o;
+        memset(&o, 0, sizeof o);
+        o.quiet = 1;
+        o.audit_event = AUDIT_RECEIPT_SENT;
+        uint8_t cid[16];
+        memcpy(cid, (*c)->id.data, 16);
+        (void)outbox_send_to(a, ty->np, cid, &ct, "receipt", &o);
+    }
+    free(ids);
     free(res);
     return 0;
 fail:
@@ -191,7 +347,7 @@ int cmd_fetch(app *a, int argc, char **argv)
     memset(&np, 0, sizeof np);
     Alcove__Local__Contact **cs = NULL;
     size_t nc = 0;
-    tally ty = {a->json ? json_array() : NULL, 0, 0, 0};
+    tally ty = {a->json ? json_array() : NULL, 0, 0, 0, 0, 0, 0, 0, 0, &np};
     int rc = EXIT_FAIL, failures = 0;
     if (load_contacts(a, &cs, &nc) != 0)
         goto out;
@@ -215,9 +371,13 @@ int cmd_fetch(app *a, int argc, char **argv)
             failures++;
     }
     if (a->json) {
-        json_t *j = json_pack("{s:o, s:I, s:I, s:I}", "events", ty.json, "new_messages",
-                              (json_int_t)ty.stored, "accepted", (json_int_t)ty.intros,
-                              "rejected", (json_int_t)ty.rejected);
+        json_t *j = json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "events", ty.json,
+                              "new_messages", (json_int_t)ty.stored, "accepted",
+                              (json_int_t)ty.intros, "rejected", (json_int_t)ty.rejected,
+                              "fetched", (json_int_t)ty.fetched, "receipts",
+                              (json_int_t)ty.receipts, "rekeyed", (json_int_t)ty.rekeyed,
+                              "undecryptable_contacts", (json_int_t)ty.broken, "flagged",
+                              (json_int_t)ty.flagged);
         ty.json = NULL;
         if (j == NULL || render_json_dump(stdout, j) != 0)
             app_error("cannot print JSON");
@@ -227,7 +387,7 @@ int cmd_fetch(app *a, int argc, char **argv)
     } else if (ty.stored > 0) {
         printf("%u new message%s. Read with: alcove read\n", ty.stored, ty.stored == 1 ? "" : "s");
     }
-    rc = failures ? EXIT_FAIL : EXIT_OK;
+    rc = failures || ty.broken ? EXIT_FAIL : EXIT_OK;
 out:
     json_decref(ty.json);
     contact_list_free(cs, nc);
@@ -341,7 +501,9 @@ int cmd_listen(app *a, int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    tally ty = {NULL, 0, 0, 0};
+    netpool lnp;
+    memset(&lnp, 0, sizeof lnp);
+    tally ty = {NULL, 0, 0, 0, 0, 0, 0, 0, 0, &lnp};
     unsigned backoff = 1000;
     int rc = EXIT_OK;
     while (!stop_listening) {
@@ -372,5 +534,6 @@ int cmd_listen(app *a, int argc, char **argv)
         if (backoff < 60000)
             backoff *= 2;
     }
+    netpool_close(&lnp);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "audit.h"
 #include "err.h"
 #include "net.h"
 #include "outbox.h"
@@ -62,10 +63,10 @@ int cmd_forget(app *a, int argc, char **argv)
         Alcove__E2e__Content ct = ALCOVE__E2E__CONTENT__INIT;
         ct.body_case = ALCOVE__E2E__CONTENT__BODY_LEAVE;
         ct.leave = &lv;
-        int json = a->json;
-        a->json = 1; /* quiet */
-        (void)outbox_send(a, &np, c->label, &ct, "goodbye");
-        a->json = json;
+        outbox_opts o;
+        memset(&o, 0, sizeof o);
+        o.quiet = 1;
+        (void)outbox_send_to(a, &np, c->id.data, &ct, "goodbye", &o);
     }
     /* Revoke: delete the mailbox they send to. */
     if (c->inbox != NULL && c->inbox->relay_address != NULL && c->inbox->recv_id.len == 16 &&
@@ -94,7 +95,8 @@ int cmd_forget(app *a, int argc, char **argv)
         if ((e = cstore_del(t, CS_MESSAGES, k.keys[i], 24)) != 0)
             goto fail;
     if ((e = cstore_del(t, CS_SESSIONS, c->id.data, CONTACT_ID_BYTES)) != 0 ||
-        (e = cstore_del(t, CS_CONTACTS, c->id.data, CONTACT_ID_BYTES)) != 0)
+        (e = cstore_del(t, CS_CONTACTS, c->id.data, CONTACT_ID_BYTES)) != 0 ||
+        (e = audit_append(t, a->now(), AUDIT_CONTACT_FORGOTTEN, c->id.data)) != 0)
         goto fail;
     e = cstore_commit(t);
     t = NULL;

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "envelope.h"
+#include "audit.h"
 #include "err.h"
 #include "invite.h"
 #include "net.h"
@@ -72,6 +73,7 @@ int cmd_invite(app *a, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *label = NULL, *notice = "";
+    int notice_given = 0;
     uint64_t life = ALCOVE_INVITE_LIFETIME_MS;
     int c, rc = EXIT_FAIL, e;
     optind = 1;
@@ -79,7 +81,7 @@ int cmd_invite(app *a, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'n': label = optarg; break;
-        case 'N': notice = optarg; break;
+        case 'N': notice = optarg; notice_given = 1; break;
         case 'e':
             if ((life = parse_duration(optarg)) == 0)
                 return usage_error("--expires wants a duration like 7d, 48h or 30m, not '%s'", optarg);
@@ -97,6 +99,9 @@ int cmd_invite(app *a, int argc, char **argv)
         return usage_error("--notice is too long (at most %u bytes)", ALCOVE_INVITE_NOTICE_MAX);
     if (app_open(a) != 0)
         return EXIT_FAIL;
+    if (!notice_given && a->meta->my_notice != NULL && *a->meta->my_notice &&
+        !(a->meta->my_notice_until && a->meta->my_notice_until <= a->now()))
+        notice = a->meta->my_notice; /* 'alcove notice set' */
 
     cstore_txn *t = NULL;
     net n;
@@ -166,6 +171,7 @@ int cmd_invite(app *a, int argc, char **argv)
     ct.has_created_at = 1;
     ct.created_at = a->now();
     if ((e = cstore_begin(a->store, 1, &t)) != 0 || (e = contact_save(t, &ct)) != 0 ||
+        (e = audit_append(t, a->now(), AUDIT_CONTACT_INVITED, cid)) != 0 ||
         (e = cstore_commit(t)) != 0) {
         t = NULL;
         app_error("cannot store the invite: %s", alcove_strerror(e));
@@ -425,7 +431,9 @@ int cmd_accept(app *a, int argc, char **argv)
     m.has_envelope = 1;
     m.envelope = (ProtobufCBinaryData){blen, blob};
     if ((e = cstore_begin(a->store, 1, &t)) != 0 || (e = session_save(t, cid, session)) != 0 ||
-        (e = message_append(t, &cc, &m, key)) != 0 || (e = cstore_commit(t)) != 0) {
+        (e = message_append(t, &cc, &m, key)) != 0 ||
+        (e = audit_append(t, a->now(), AUDIT_CONTACT_ADDED, cid)) != 0 ||
+        (e = cstore_commit(t)) != 0) {
         t = NULL;
         app_error("cannot store the new contact: %s", alcove_strerror(e));
         goto out;

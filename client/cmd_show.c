@@ -7,7 +7,10 @@
 #include <strings.h>
 
 #include "commands.h"
+#include "audit.h"
 #include "err.h"
+#include "net.h"
+#include "outbox.h"
 #include "render.h"
 #include "safety.h"
 
@@ -85,7 +88,11 @@ int cmd_whoami(app *a, int argc, char **argv)
 typedef struct contact_stats {
     size_t unread;
     Alcove__Local__Message *last_checkin; /* newest incoming, valid CheckIn */
+    int last_out; /* newest outgoing message: 0 none, 1 queued, 2 sent, 3 delivered, 4 read */
 } contact_stats;
+
+static const char *const LAST_OUT_TEXT[] = {"-", "queued", "sent", "✓ delivered", "✓✓ read"};
+static const char *const LAST_OUT_JSON[] = {NULL, "queued", "sent", "delivered", "read"};
 
 static int stats_one(void *ctx, const uint8_t key[24], Alcove__Local__Message **mp)
 {
@@ -93,6 +100,16 @@ static int stats_one(void *ctx, const uint8_t key[24], Alcove__Local__Message **
     Alcove__Local__Message *m = *mp;
     Alcove__E2e__Content *ct = NULL;
     (void)key;
+    if (m->outgoing && m->problem == NULL && m->has_content) {
+        Alcove__E2e__Content *oc = NULL;
+        if (content_decode(m, &oc) == 0 && oc->body_case != ALCOVE__E2E__CONTENT__BODY_RECEIPT &&
+            oc->body_case != ALCOVE__E2E__CONTENT__BODY_INTRO)
+            s->last_out = m->status == ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED ? 1
+                          : m->has_read_at && m->read_at                      ? 4
+                          : m->has_delivered_at && m->delivered_at            ? 3
+                                                                              : 2;
+        content_free(oc);
+    }
     if (m->outgoing || m->problem != NULL)
         return 0;
     if (!m->read)
@@ -161,6 +178,8 @@ static json_t *contact_json(const Alcove__Local__Contact *c, const contact_stats
     bad = bad || json_object_set_new(o, "state", json_string(contact_state_name(c->state))) != 0;
     bad = bad || json_object_set_new(o, "unread", json_integer((json_int_t)s->unread)) != 0;
     bad = bad || json_object_set_new(o, "verified", json_boolean(!pending && c->verified)) != 0;
+    bad = bad || json_object_set_new(o, "last_sent", s->last_out ? json_string(LAST_OUT_JSON[s->last_out])
+                                                                 : json_null()) != 0;
     if (bad) {
         if (o == NULL)
             json_decref(last);
@@ -183,8 +202,8 @@ static void contacts_table(Alcove__Local__Contact **v, const contact_stats *st, 
         last_checkin_text(st[i].last_checkin, last, sizeof last);
         wc = strlen(last) > wc ? strlen(last) : wc;
     }
-    printf("%-*s  %-*s  %-7s  %6s  %-*s  %s\n", (int)wl, "LABEL", (int)wn, "NAME", "STATE",
-           "UNREAD", (int)wc, "LAST CHECK-IN", "VERIFIED");
+    printf("%-*s  %-*s  %-7s  %6s  %-*s  %-8s  %s\n", (int)wl, "LABEL", (int)wn, "NAME", "STATE",
+           "UNREAD", (int)wc, "LAST CHECK-IN", "VERIFIED", "YOUR LAST MESSAGE");
     for (size_t i = 0; i < n; i++) {
         const Alcove__Local__Contact *c = v[i];
         int pending = c->state == ALCOVE__LOCAL__CONTACT__STATE__PENDING;
@@ -192,8 +211,9 @@ static void contacts_table(Alcove__Local__Contact **v, const contact_stats *st, 
         fputs("  ", stdout);
         render_cell(stdout, c->their_name != NULL && *c->their_name ? c->their_name : "-", wn);
         last_checkin_text(st[i].last_checkin, last, sizeof last);
-        printf("  %-7s  %6zu  %-*s  %s\n", contact_state_name(c->state), st[i].unread, (int)wc,
-               last, pending ? "-" : c->verified ? "yes" : "no");
+        printf("  %-7s  %6zu  %-*s  %-8s  %s\n", contact_state_name(c->state), st[i].unread,
+               (int)wc, last, pending ? "-" : c->verified ? "yes" : "no",
+               LAST_OUT_TEXT[st[i].last_out]);
     }
 }
 
@@ -266,6 +286,7 @@ typedef struct read_ctx {
     size_t shown;
     json_t *arr;
     uint8_t (*keys)[24]; /* incoming unread messages shown: mark them read */
+    uint8_t (*ids)[16];  /* and their msg_ids (zeros when absent), for read receipts */
     size_t nkeys, capkeys;
 } read_ctx;
 
@@ -276,6 +297,14 @@ static int read_one(void *ctx, const uint8_t key[24], Alcove__Local__Message **m
     int unread = !m->outgoing && !m->read;
     if (!r->all && !unread)
         return 0;
+    if (m->outgoing) { /* a receipt still waiting for the relay is not a message */
+        Alcove__E2e__Content *ct = NULL;
+        int receipt = content_decode(m, &ct) == 0 &&
+                      ct->body_case == ALCOVE__E2E__CONTENT__BODY_RECEIPT;
+        content_free(ct);
+        if (receipt)
+            return 0;
+    }
     if (r->a->json) {
         if (json_array_append_new(r->arr, render_message_json(r->c, m)) != 0)
             return ALCOVE_ENOMEM;
@@ -298,8 +327,15 @@ static int read_one(void *ctx, const uint8_t key[24], Alcove__Local__Message **m
             if (nk == NULL)
                 return ALCOVE_ENOMEM;
             r->keys = nk;
+            uint8_t(*ni)[16] = realloc(r->ids, ncap * sizeof *ni);
+            if (ni == NULL)
+                return ALCOVE_ENOMEM;
+            r->ids = ni;
             r->capkeys = ncap;
         }
+        memset(r->ids[r->nkeys], 0, 16);
+        if (m->has_msg_id && m->msg_id.len == 16 && m->problem == NULL)
+            memcpy(r->ids[r->nkeys], m->msg_id.data, 16);
         memcpy(r->keys[r->nkeys++], key, 24);
     }
     return 0;
@@ -333,6 +369,15 @@ static int mark_read(app *a, uint8_t (*keys)[24], size_t n)
         }
         render_message_free(m);
     }
+    /* One audit entry per contact whose messages were read. */
+    for (size_t i = 0; err == 0 && i < n; i++) {
+        int first = 1;
+        for (size_t k = 0; k < i; k++)
+            if (memcmp(keys[k], keys[i], 16) == 0)
+                first = 0;
+        if (first)
+            err = audit_append(t, a->now(), AUDIT_MESSAGE_READ, keys[i]);
+    }
     if (err == 0) {
         err = cstore_commit(t);
         t = NULL;
@@ -343,6 +388,55 @@ static int mark_read(app *a, uint8_t (*keys)[24], size_t n)
         return EXIT_FAIL;
     }
     return 0;
+}
+
+/* Read receipts to the contacts that get them (best effort: a receipt that
+ * cannot be delivered now stays queued and goes with the next send). */
+static void send_read_receipts(app *a, uint8_t (*keys)[24], uint8_t (*ids)[16], size_t n)
+{
+    static const uint8_t zero[16];
+    netpool np;
+    memset(&np, 0, sizeof np);
+    ProtobufCBinaryData *v = calloc(n, sizeof *v);
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        int first = 1;
+        for (size_t k = 0; k < i; k++)
+            if (memcmp(keys[k], keys[i], 16) == 0)
+                first = 0;
+        if (!first)
+            continue;
+        Alcove__Local__Contact *c = NULL;
+        cstore_txn *t = NULL;
+        int want = 0;
+        if (cstore_begin(a->store, 0, &t) == 0 && contact_load(t, keys[i], &c) == 0)
+            want = outbox_receipts_wanted(c, 1) &&
+                   c->state == ALCOVE__LOCAL__CONTACT__STATE__ACTIVE;
+        cstore_abort(t);
+        contact_free(c);
+        if (!want)
+            continue;
+        size_t nv = 0;
+        for (size_t k = i; k < n; k++)
+            if (memcmp(keys[k], keys[i], 16) == 0 && memcmp(ids[k], zero, 16) != 0)
+                v[nv++] = (ProtobufCBinaryData){16, ids[k]};
+        if (nv == 0)
+            continue;
+        Alcove__E2e__Receipt rcpt = ALCOVE__E2E__RECEIPT__INIT;
+        rcpt.has_kind = 1;
+        rcpt.kind = ALCOVE__E2E__RECEIPT__KIND__READ;
+        rcpt.n_msg_ids = nv;
+        rcpt.msg_ids = v;
+        Alcove__E2e__Content ct = ALCOVE__E2E__CONTENT__INIT;
+        ct.body_case = ALCOVE__E2E__CONTENT__BODY_RECEIPT;
+        ct.receipt = &rcpt;
+        outbox_opts o;
+        memset(&o, 0, sizeof o);
+        o.quiet = 1;
+        o.audit_event = AUDIT_RECEIPT_SENT;
+        (void)outbox_send_to(a, &np, keys[i], &ct, "read receipt", &o);
+    }
+    free(v);
+    netpool_close(&np);
 }
 
 int cmd_read(app *a, int argc, char **argv)
@@ -417,6 +511,8 @@ int cmd_read(app *a, int argc, char **argv)
     if ((rc = render_flush(stdout)) != 0)
         goto out;
     rc = r.nkeys > 0 ? mark_read(a, r.keys, r.nkeys) : 0;
+    if (rc == 0 && r.nkeys > 0)
+        send_read_receipts(a, r.keys, r.ids, r.nkeys);
 out:
     cstore_abort(t);
     json_decref(r.arr);
@@ -424,6 +520,7 @@ out:
         sodium_memzero(r.keys, r.capkeys * sizeof *r.keys);
         free(r.keys);
     }
+    free(r.ids);
     if (one != NULL)
         contact_free(one);
     else
@@ -500,7 +597,8 @@ int cmd_verify(app *a, int argc, char **argv)
     if (mark && !was) {
         c->verified = 1;
         c->has_verified = 1;
-        if ((err = contact_save(t, c)) == 0) {
+        if ((err = contact_save(t, c)) == 0 &&
+            (err = audit_append(t, a->now(), AUDIT_CONTACT_VERIFIED, c->id.data)) == 0) {
             err = cstore_commit(t); /* frees t, also on failure */
             t = NULL;
         }

@@ -28,6 +28,16 @@ int cmd_read(app *a, int argc, char **argv);
 int cmd_checkins(app *a, int argc, char **argv);
 int cmd_verify(app *a, int argc, char **argv);
 int cmd_forget(app *a, int argc, char **argv);
+int cmd_ask(app *a, int argc, char **argv);
+int cmd_answer(app *a, int argc, char **argv);
+int cmd_scores(app *a, int argc, char **argv);
+int cmd_notice(app *a, int argc, char **argv);
+int cmd_receipts(app *a, int argc, char **argv);
+int cmd_export(app *a, int argc, char **argv);
+int cmd_audit(app *a, int argc, char **argv);
+int cmd_backup(app *a, int argc, char **argv);
+int cmd_restore(app *a, int argc, char **argv);
+int cmd_reinvite(app *a, int argc, char **argv);
 
 /* The command currently running (for usage errors). */
 const command *current_command(void);

@@ -14,7 +14,8 @@
 #define KEY_MAX 64u
 #define MAP_SIZE (4ull << 30) /* address space only; the file grows as used */
 
-static const char *const db_names[CS__COUNT] = {"meta", "contacts", "sessions", "messages"};
+static const char *const db_names[CS__COUNT] = {"meta", "contacts", "sessions", "messages",
+                                                   "audit"};
 
 struct cstore {
     MDB_env *env;
@@ -208,6 +209,11 @@ int cstore_each(cstore_txn *t, cstore_db db, const void *prefix, size_t plen,
     if (result != 0)
         return result;
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : ALCOVE_ESTORE;
+}
+
+int cstore_copy(cstore *s, const char *dir)
+{
+    return mdb_env_copy2(s->env, dir, MDB_CP_COMPACT) == 0 ? 0 : ALCOVE_ESTORE;
 }
 
 void cstore_free_value(uint8_t *val, size_t vlen)

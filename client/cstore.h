@@ -20,6 +20,7 @@ typedef enum cstore_db {
     CS_CONTACTS = 1, /* contact id (16) -> alcove.local.Contact */
     CS_SESSIONS = 2, /* contact id (16) -> serialized ratchet state */
     CS_MESSAGES = 3, /* contact id (16) || u64 BE local seq -> alcove.local.Message */
+    CS_AUDIT = 4,    /* u64 BE index -> alcove.local.AuditEntry; "head" -> AuditHead */
     CS__COUNT
 } cstore_db;
 
@@ -67,6 +68,12 @@ typedef int (*cstore_each_fn)(void *ctx, const uint8_t *key, size_t klen,
                               const uint8_t *val, size_t vlen);
 int cstore_each(cstore_txn *t, cstore_db db, const void *prefix, size_t plen,
                 cstore_each_fn fn, void *ctx);
+
+/* Write a consistent, compacted copy of the whole store (every database,
+ * values still sealed) into the existing empty directory dir, as dir/data.mdb
+ * (mdb_env_copy2 with MDB_CP_COMPACT: a read transaction, so writers are not
+ * blocked).  Returns 0 or ALCOVE_ESTORE. */
+int cstore_copy(cstore *s, const char *dir);
 
 /* Wipe and free a value from cstore_get.  NULL is a no-op. */
 void cstore_free_value(uint8_t *val, size_t vlen);

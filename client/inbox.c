@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "envelope.h"
 #include "err.h"
+#include "questionnaire.h"
+#include "reinvite.h"
+#include "render.h"
 
 const char *content_invalid(const Alcove__E2e__Content *ct)
 {
@@ -76,6 +80,8 @@ static int take_intro(app *a, cstore_txn *t, Alcove__Local__Contact *c, const Al
     Alcove__E2e__Content *ct = NULL;
     int rc;
 
+    if (c->state == ALCOVE__LOCAL__CONTACT__STATE__ACTIVE)
+        return reinvite_take(a, t, c, s, content, res);
     if (c->state != ALCOVE__LOCAL__CONTACT__STATE__PENDING || !c->has_prekey_sk ||
         c->prekey_sk.len != 32 || c->prekey_pub.len != 32 || c->prekey_id.len != 8) {
         /* The invite was used already: a redelivered intro. */
@@ -130,6 +136,8 @@ static int take_intro(app *a, cstore_txn *t, Alcove__Local__Contact *c, const Al
     rc = session_save(t, c->id.data, session);
     if (rc == 0)
         rc = contact_save(t, c);
+    if (rc == 0)
+        rc = audit_append(t, a->now(), AUDIT_CONTACT_ADDED, c->id.data);
     /* Restore the pointers the unpacked contact owns; inbox_take reloads
      * the contact so the caller's copy matches what was saved. */
     c->outbox = old_ob;
@@ -144,7 +152,69 @@ static int take_intro(app *a, cstore_txn *t, Alcove__Local__Contact *c, const Al
     return 0;
 }
 
-static int take_message(cstore_txn *t, Alcove__Local__Contact *c, const Alcove__Wire__Stored *s,
+typedef struct receipt_ctx {
+    const Alcove__E2e__Receipt *r;
+    uint8_t (*keys)[24];
+    size_t n, cap;
+} receipt_ctx;
+
+static int receipt_match(void *ctx, const uint8_t key[24], Alcove__Local__Message **mp)
+{
+    receipt_ctx *rc = ctx;
+    const Alcove__Local__Message *m = *mp;
+    if (!m->outgoing || !m->has_msg_id || m->msg_id.len != MSG_ID_BYTES)
+        return 0;
+    for (size_t i = 0; i < rc->r->n_msg_ids; i++) {
+        if (memcmp(rc->r->msg_ids[i].data, m->msg_id.data, MSG_ID_BYTES) != 0)
+            continue;
+        if (rc->n == rc->cap) {
+            size_t ncap = rc->cap ? 2 * rc->cap : 16;
+            uint8_t(*nk)[24] = realloc(rc->keys, ncap * sizeof *nk);
+            if (nk == NULL)
+                return ALCOVE_ENOMEM;
+            rc->keys = nk;
+            rc->cap = ncap;
+        }
+        memcpy(rc->keys[rc->n++], key, 24);
+        break;
+    }
+    return 0;
+}
+
+/* Mark the outgoing messages a receipt names as delivered or read. */
+static int apply_receipt(app *a, cstore_txn *t, const Alcove__Local__Contact *c,
+                         const Alcove__E2e__Receipt *r)
+{
+    receipt_ctx rc = {r, NULL, 0, 0};
+    int e = render_each_message(t, c, receipt_match, &rc);
+    for (size_t i = 0; e == 0 && i < rc.n; i++) {
+        uint8_t *val = NULL;
+        size_t vlen = 0;
+        if ((e = cstore_get(t, CS_MESSAGES, rc.keys[i], 24, &val, &vlen)) != 0)
+            break;
+        Alcove__Local__Message *m = alcove__local__message__unpack(&render_wipe_allocator, vlen, val);
+        cstore_free_value(val, vlen);
+        if (m == NULL) {
+            e = ALCOVE_ECORRUPT;
+            break;
+        }
+        uint64_t now = a->now();
+        if (!m->has_delivered_at || m->delivered_at == 0) {
+            m->has_delivered_at = 1;
+            m->delivered_at = now;
+        }
+        if (r->kind == ALCOVE__E2E__RECEIPT__KIND__READ && (!m->has_read_at || !m->read_at)) {
+            m->has_read_at = 1;
+            m->read_at = now;
+        }
+        e = message_put(t, rc.keys[i], m);
+        render_message_free(m);
+    }
+    free(rc.keys);
+    return e;
+}
+
+static int take_message(app *a, cstore_txn *t, Alcove__Local__Contact *c, const Alcove__Wire__Stored *s,
                         uint8_t *content, inbox_result *res)
 {
     alcove_ratchet *r = NULL, *next = NULL;
@@ -164,6 +234,10 @@ static int take_message(cstore_txn *t, Alcove__Local__Contact *c, const Alcove__
         return 0;
     }
     if (rc != 0 && rc != ALCOVE_ECORRUPT) {
+        if (rc == ALCOVE_EDECRYPT) {
+            c->has_session_broken = c->session_broken = 1;
+            res->undecryptable = 1;
+        }
         return store_rejected(t, c, s,
                               rc == ALCOVE_ELIMIT     ? "too many skipped messages"
                               : rc == ALCOVE_EVERSION ? "unknown envelope version"
@@ -171,6 +245,7 @@ static int take_message(cstore_txn *t, Alcove__Local__Contact *c, const Alcove__
                               res);
     }
     /* Authentic: the new state is committed with whatever we store. */
+    c->has_session_broken = c->session_broken = 0;
     int e = session_save(t, c->id.data, next);
     alcove_ratchet_free(next);
     if (e != 0)
@@ -181,6 +256,29 @@ static int take_message(cstore_txn *t, Alcove__Local__Contact *c, const Alcove__
     if (ct == NULL)
         return store_rejected(t, c, s, "authentic message with corrupt content", res);
     const char *bad = content_invalid(ct);
+    if (bad == NULL && ct->body_case == ALCOVE__E2E__CONTENT__BODY_RECEIPT) {
+        /* Receipts are not messages of the thread: they mark ours. */
+        e = apply_receipt(a, t, c, ct->receipt);
+        alcove__e2e__content__free_unpacked(ct, NULL);
+        if (e != 0)
+            return e;
+        c->inbox->has_last_seq = 1;
+        c->inbox->last_seq = s->seq;
+        res->outcome = INBOX_RECEIPT;
+        return contact_save(t, c);
+    }
+    if (bad == NULL && ct->body_case == ALCOVE__E2E__CONTENT__BODY_ANSWERS) {
+        quest_score sc;
+        int q = quest_score_lookup(t, c, ct->answers, &sc, NULL, NULL);
+        if (q == ALCOVE_ENOTFOUND)
+            bad = "answers to a questionnaire that is not in this conversation";
+        else if (q == ALCOVE_EMALFORMED)
+            bad = "answers that do not match the questionnaire";
+        else if (q != 0) {
+            alcove__e2e__content__free_unpacked(ct, NULL);
+            return q;
+        }
+    }
     if (bad == NULL && ct->body_case == ALCOVE__E2E__CONTENT__BODY_LEAVE) {
         c->has_state = 1;
         c->state = ALCOVE__LOCAL__CONTACT__STATE__LEFT;
@@ -188,8 +286,10 @@ static int take_message(cstore_txn *t, Alcove__Local__Contact *c, const Alcove__
     char *old_notice = c->notice;
     if (bad == NULL && ct->body_case == ALCOVE__E2E__CONTENT__BODY_NOTICE &&
         ct->notice->text != NULL) {
-        /* Kept on the contact too, to show it when sending. */
+        /* Kept on the contact too, to show it when sending ("" clears). */
         c->notice = ct->notice->text;
+        c->has_notice_until = 1;
+        c->notice_until = ct->notice->has_until ? ct->notice->until : 0;
     }
     Alcove__Local__Message m = ALCOVE__LOCAL__MESSAGE__INIT;
     m.has_msg_id = ct->has_msg_id;
@@ -211,9 +311,14 @@ static int take_message(cstore_txn *t, Alcove__Local__Contact *c, const Alcove__
     c->inbox->has_last_seq = 1;
     c->inbox->last_seq = s->seq;
     rc = message_append(t, c, &m, res->key);
+    if (rc == 0 && bad == NULL)
+        rc = audit_append(t, a->now(), AUDIT_MESSAGE_RECEIVED, c->id.data);
     c->notice = old_notice; /* the new one is owned by ct */
     res->outcome = bad ? INBOX_REJECTED : INBOX_STORED;
     res->why = bad;
+    res->body = (int)ct->body_case;
+    if (ct->has_msg_id && ct->msg_id.len == MSG_ID_BYTES)
+        memcpy(res->msg_id, ct->msg_id.data, MSG_ID_BYTES);
     alcove__e2e__content__free_unpacked(ct, NULL);
     return rc;
 }
@@ -235,7 +340,7 @@ int inbox_take(app *a, cstore_txn *t, Alcove__Local__Contact **cp, const Alcove_
     if (kind == ALCOVE_ENVELOPE_INTRO)
         rc = take_intro(a, t, c, s, content, res);
     else if (kind == ALCOVE_ENVELOPE_MESSAGE)
-        rc = take_message(t, c, s, content, res);
+        rc = take_message(a, t, c, s, content, res);
     else
         rc = store_rejected(t, c, s,
                             kind == ALCOVE_EVERSION ? "unknown envelope version"
@@ -243,7 +348,7 @@ int inbox_take(app *a, cstore_txn *t, Alcove__Local__Contact **cp, const Alcove_
                             res);
     sodium_memzero(content, ALCOVE_PAD_MAX_CONTENT);
     free(content);
-    if (rc == 0 && res->outcome == INBOX_INTRO) {
+    if (rc == 0 && (res->outcome == INBOX_INTRO || res->outcome == INBOX_REKEYED)) {
         Alcove__Local__Contact *fresh = NULL;
         uint8_t id[CONTACT_ID_BYTES];
         memcpy(id, c->id.data, sizeof id);

@@ -15,12 +15,18 @@ typedef enum inbox_outcome {
     INBOX_STORED,   /* a new message, stored unread */
     INBOX_INTRO,    /* an intro: the contact is now active */
     INBOX_REJECTED, /* not shown as valid; reason in `why`, acked anyway */
+    INBOX_RECEIPT,  /* a receipt: the referenced messages are marked, nothing stored */
+    INBOX_REKEYED,  /* a re-key (reinvite) completed: a fresh session replaced the old */
 } inbox_outcome;
 
 typedef struct inbox_result {
     inbox_outcome outcome;
     const char *why;     /* static text, for INBOX_REJECTED */
     uint8_t key[24];     /* CS_MESSAGES key of a stored message */
+    int body;            /* Alcove__E2e__Content__BodyCase of a stored message */
+    uint8_t msg_id[16];  /* its msg_id (INBOX_STORED) */
+    int undecryptable;   /* INBOX_REJECTED because it did not authenticate */
+    int queued_reply;    /* a re-key answer was queued: flush the outbox */
 } inbox_result;
 
 /* Take Stored message s that arrived in contact *cp's inbox.  Updates the

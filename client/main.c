@@ -37,6 +37,42 @@ static const command commands[] = {
      "show the safety number to compare in person; optionally mark it verified", NULL},
     {"forget", cmd_forget, "CONTACT", "delete a contact: its mailbox on the relay and the local thread",
      NULL},
+    {"ask", cmd_ask, "CONTACT phq9|gad7|FILE", "send a questionnaire (PHQ-9, GAD-7 or your own file)",
+     "  phq9, gad7        the published instruments, with their answer labels and scoring\n"
+     "  FILE              your own questionnaire (format: docs/questionnaires.md)\n"},
+    {"answer", cmd_answer, "[CONTACT] [--values N,N,...]",
+     "answer the newest questionnaire waiting for you, one item at a time",
+     "  --values LIST     all answers at once, comma separated (for scripts)\n"
+     "Without --values, items are asked one by one (read from standard input when it is\n"
+     "not a terminal, one answer per line).\n"},
+    {"scores", cmd_scores, "CONTACT", "questionnaire totals and severity over time, table and chart",
+     NULL},
+    {"notice", cmd_notice, "set TEXT [--until TIME] | clear | show",
+     "your office-hours / away / crisis notice, sent to every contact",
+     "  set TEXT          send TEXT to every contact (they see it whenever they write)\n"
+     "  --until TIME      it ends then: 2024-06-01, '2024-06-01 17:00', or 3d, 12h, 30m\n"
+     "  clear             withdraw it everywhere\n"
+     "  show              what you last set (the default)\n"},
+    {"receipts", cmd_receipts, "CONTACT [--delivered on|off] [--read on|off]",
+     "show or change the receipts you send to a contact",
+     "  defaults: the inviter (therapist) sends 'delivered' receipts; nobody sends 'read'\n"
+     "  receipts are ordinary padded, encrypted messages; none is sent for a receipt\n"},
+    {"export", cmd_export, "CONTACT [--since DATE] [--format md|json] [--output FILE]",
+     "export a conversation for the clinical record",
+     "  --format md|json  Markdown (default) or JSON (schema: docs/export-schema.md)\n"
+     "  --since DATE      only messages sent since DATE (2024-05-01)\n"
+     "  --output FILE     write to FILE (mode 0600) instead of standard output\n"},
+    {"audit", cmd_audit, "[verify]", "the local audit log; 'verify' checks its hash chain", NULL},
+    {"backup", cmd_backup, "FILE [--backup-passphrase-file FILE]",
+     "write one encrypted file with your identity, conversations and audit log",
+     "  the backup passphrase comes from the terminal, --backup-passphrase-file or\n"
+     "  $ALCOVE_BACKUP_PASSPHRASE\n"},
+    {"restore", cmd_restore, "FILE [--home DIR] [--backup-passphrase-file FILE]",
+     "recreate a home from a backup (into a new or empty directory)",
+     "  a wrong passphrase or a damaged file writes nothing; restored conversations\n"
+     "  re-key before they send again (see 'alcove reinvite')\n"},
+    {"reinvite", cmd_reinvite, "CONTACT",
+     "re-key a conversation with a fresh session (after a restore), no meeting needed", NULL},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

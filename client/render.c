@@ -451,6 +451,10 @@ void render_message(FILE *out, const Alcove__Local__Contact *c, const Alcove__Lo
     fprintf(out, "  %s", when);
     if (m->outgoing && m->status == ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED)
         fputs("  [queued]", out);
+    else if (m->outgoing && m->has_read_at && m->read_at)
+        fputs("  ✓✓ read", out);
+    else if (m->outgoing && m->has_delivered_at && m->delivered_at)
+        fputs("  ✓ delivered", out);
     fputc('\n', out);
     if (m->problem != NULL) {
         fputs("  (rejected: ", out);

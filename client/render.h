@@ -81,6 +81,8 @@ void render_message(FILE *out, const Alcove__Local__Contact *c, const Alcove__Lo
  *   status       "received" | "queued" | "sent"
  *   kind         content_kind_name(), "unknown" if the content is missing or
  *                does not decode
+ *   delivered_at, read_at  integer (Unix ms, my clock) when the contact's
+ *                receipt arrived, else null (outgoing messages)
  *   problem      string   why the message was rejected, or null; when set,
  *                no kind-specific keys follow
  * kind-specific:

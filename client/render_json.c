@@ -152,6 +152,10 @@ json_t *render_message_json(const Alcove__Local__Contact *c, const Alcove__Local
     bad = bad || json_object_set_new(o, "status", json_string(st < 3 ? status[st] : "unknown")) != 0;
     bad = bad || json_object_set_new(o, "kind", json_string(content_kind_name(ct))) != 0;
     bad = bad || json_object_set_new(o, "problem", render_json_str(m->problem)) != 0;
+    bad = bad || json_object_set_new(o, "delivered_at", j_uint(m->has_delivered_at && m->delivered_at,
+                                                               m->delivered_at)) != 0;
+    bad = bad || json_object_set_new(o, "read_at", j_uint(m->has_read_at && m->read_at,
+                                                          m->read_at)) != 0;
     if (!bad && ct != NULL && m->problem == NULL)
         bad = j_body(o, ct) != 0;
     content_free(ct);

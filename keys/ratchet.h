@@ -111,6 +111,15 @@ int alcove_ratchet_decrypt(const alcove_ratchet *r, const uint8_t *header,
 /* 1 when r has a sending chain (alcove_ratchet_encrypt can succeed). */
 int alcove_ratchet_can_send(const alcove_ratchet *r);
 
+/* The ratchet public key the next message's header will carry (dh_pub).
+ * It changes only with a DH ratchet step (a message from the peer on a new
+ * chain), never with alcove_ratchet_encrypt; the client uses it after a
+ * restore from a backup to know when the session has taken a fresh step.
+ * Returns 0 and out (32 bytes), ALCOVE_EINVAL (NULL arguments) or
+ * ALCOVE_ESTATE (no sending chain yet). */
+int alcove_ratchet_sending_pub(const alcove_ratchet *r,
+                               uint8_t out[ALCOVE_RATCHET_KEY_BYTES]);
+
 /* Skipped message keys currently stored (0..ALCOVE_RATCHET_MAX_STORED). */
 size_t alcove_ratchet_stored_keys(const alcove_ratchet *r);
 

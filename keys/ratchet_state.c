@@ -182,6 +182,17 @@ int alcove_ratchet_can_send(const alcove_ratchet *r)
     return r != NULL && r->has_cks;
 }
 
+int alcove_ratchet_sending_pub(const alcove_ratchet *r,
+                               uint8_t out[ALCOVE_RATCHET_KEY_BYTES])
+{
+    if (r == NULL || out == NULL)
+        return ALCOVE_EINVAL;
+    if (!r->has_cks)
+        return ALCOVE_ESTATE;
+    memcpy(out, r->dhs_pk, RK_KEY);
+    return 0;
+}
+
 size_t alcove_ratchet_stored_keys(const alcove_ratchet *r)
 {
     return r ? r->nskipped : 0;
