@@ -414,6 +414,24 @@ static void sleep_ms(unsigned ms)
 
 /* One connected session: subscribe, catch up, then print pushes until the
  * connection fails (returns 1) or we are told to stop (returns 0). */
+/* listen --json: one JSON object per line for each event so far. */
+static void flush_json_lines(tally *ty)
+{
+    size_t i;
+    json_t *ev;
+    if (ty->json == NULL)
+        return;
+    json_array_foreach(ty->json, i, ev) {
+        char *line = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+        if (line != NULL) {
+            puts(line);
+            free(line);
+        }
+    }
+    json_array_clear(ty->json);
+    fflush(stdout);
+}
+
 static int listen_once(app *a, net *n, Alcove__Local__Contact **cs, size_t nc, tally *ty,
                        unsigned idle_exit_s)
 {
@@ -427,6 +445,7 @@ static int listen_once(app *a, net *n, Alcove__Local__Contact **cs, size_t nc, t
             return 1;
         if (drain_inbox(a, n, &cs[i], ty, 1) < 0)
             return 1;
+        flush_json_lines(ty);
     }
     if (!a->json) {
         printf("Listening for messages (Ctrl-C to stop)...\n");
@@ -465,6 +484,7 @@ static int listen_once(app *a, net *n, Alcove__Local__Contact **cs, size_t nc, t
                     continue;
                 if (drain_inbox(a, n, &cs[i], ty, 1) < 0)
                     return 1;
+                flush_json_lines(ty);
             }
             fflush(stdout);
             last = now;
@@ -503,7 +523,7 @@ int cmd_listen(app *a, int argc, char **argv)
 
     netpool lnp;
     memset(&lnp, 0, sizeof lnp);
-    tally ty = {NULL, 0, 0, 0, 0, 0, 0, 0, 0, &lnp};
+    tally ty = {a->json ? json_array() : NULL, 0, 0, 0, 0, 0, 0, 0, 0, &lnp};
     unsigned backoff = 1000;
     int rc = EXIT_OK;
     while (!stop_listening) {
@@ -535,5 +555,6 @@ int cmd_listen(app *a, int argc, char **argv)
             backoff *= 2;
     }
     netpool_close(&lnp);
+    json_decref(ty.json);
     return rc;
 }

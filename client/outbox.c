@@ -1,5 +1,6 @@
 #include "outbox.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +292,19 @@ int outbox_send_to(app *a, netpool *np, const uint8_t cid_in[16], Alcove__E2e__C
             app_hint("it will be retried by your next 'alcove send', 'checkin' or 'fetch'");
         }
         rc = quiet ? EXIT_OK : EXIT_FAIL;
+    }
+    if (a->json && !quiet) {
+        char idhex[2 * MSG_ID_BYTES + 1];
+        hex_encode(msg_id, sizeof msg_id, idhex);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "contact", label, "kind", what, "msg_id",
+                              idhex, "status",
+                              st == 0 ? "sent" : (st > 0 && net_status_permanent(st)) ? "failed"
+                                                                                     : "queued");
+        if (j != NULL && notice_current(c, a->now()))
+            json_object_set_new(j, "notice", render_json_str(c->notice));
+        if (j == NULL || render_json_dump(stdout, j) != 0)
+            app_error("cannot print JSON");
+        json_decref(j);
     }
     if (notice_current(c, a->now()) && !a->json && !quiet) {
         printf("Notice from ");

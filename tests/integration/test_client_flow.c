@@ -173,7 +173,17 @@ static void test_full_flow_checkin_and_reply(void **state)
     }
     json_decref(msgs);
 
-    RUN_OK(&r, w->therapist, NULL, "send", "Sam", "Thanks Sam. Let's talk about the exam on Tuesday.");
+    RUN_OK(&r, w->therapist, NULL, "--json", "send", "Sam",
+           "Thanks Sam. Let's talk about the exam on Tuesday.");
+    {
+        json_error_t jerr;
+        json_t *sent = json_loads(r.out, 0, &jerr);
+        assert_non_null(sent);
+        assert_string_equal(json_string_value(json_object_get(sent, "status")), "sent");
+        assert_string_equal(json_string_value(json_object_get(sent, "contact")), "Sam");
+        assert_int_equal(strlen(json_string_value(json_object_get(sent, "msg_id"))), 32);
+        json_decref(sent);
+    }
     run_result_free(&r);
     RUN_OK(&r, w->client, PASS_ENV, "fetch");
     run_result_free(&r);
