@@ -30,6 +30,19 @@ struct cstore_txn {
 
 _Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == 32, "store key is 32 bytes");
 
+/* 1 if the data file is shorter than the pages its meta page claims. */
+static int file_truncated(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_filehandle_t fd;
+    struct stat sb;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0 ||
+        mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &sb) != 0)
+        return 1;
+    return (uint64_t)sb.st_size < ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+}
+
 int cstore_open(cstore **out, const char *dir, const uint8_t key[32], const char **why)
 {
     cstore *s = calloc(1, sizeof *s);
@@ -52,8 +65,15 @@ int cstore_open(cstore **out, const char *dir, const uint8_t key[32], const char
     if ((rc = mdb_env_create(&s->env)) != 0 ||
         (rc = mdb_env_set_maxdbs(s->env, CS__COUNT + 1)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)MAP_SIZE)) != 0 ||
-        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0 ||
-        (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        (rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600)) != 0)
+        goto fail;
+    if (file_truncated(s->env)) {
+        /* Touching a page past the end of the file would be SIGBUS. */
+        *why = "the store file is truncated (restore from a backup)";
+        cstore_close(s);
+        return ALCOVE_ECORRUPT;
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         goto fail;
     for (int i = 0; i < CS__COUNT; i++)
         if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i])) != 0)

@@ -193,6 +193,7 @@ static int write_buf(conn *c, wreq *w, uint8_t *base)
         return ALCOVE_EIO;
     }
     conn_ref(c);
+    c->srv->metrics.bytes_out += w->len;
     return check_backpressure(c);
 }
 
@@ -358,6 +359,7 @@ static void handle_handshake(conn *c, const uint8_t *frame, size_t len)
     alcove_noise_hs_free(c->hs);
     c->hs = NULL;
     c->state = CONN_HELLO;
+    c->srv->metrics.handshakes_ok++;
     (void)send_frame(c, msg2, mlen, 0);
 }
 
@@ -395,6 +397,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t left = (size_t)nread;
+    unsigned frames = 0;
+    c->srv->metrics.bytes_in += (uint64_t)nread;
     conn_ref(c); /* handlers may close c; keep it alive to the end */
     conn_cork(c->srv); /* replies to pipelined requests: one write */
     /* The whole read is processed even if back-pressure pauses reading
@@ -411,10 +415,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             conn_close(c, r == ALCOVE_ENOMEM ? CLOSE_NO_MEMORY : CLOSE_BAD_FRAME);
             break;
         }
-        if (r == 1)
+        if (r == 1) {
             handle_frame(c, frame, flen);
+            frames++;
+        }
     }
-    if (!c->closed && c->state >= CONN_HELLO)
+    /* Only a whole request proves the peer alive: bytes of a frame that
+     * never completes must not hold a connection open (slowloris), and
+     * until Hello the handshake deadline stands (do_hello moves it). */
+    if (!c->closed && c->state == CONN_READY && frames > 0)
         c->deadline = uv_now(c->srv->loop) + c->srv->cfg->idle_timeout_ms;
     conn_uncork(c->srv);
     conn_unref(c);

@@ -42,6 +42,14 @@ static void dummy_init(void)
     dummy_ready = 1;
 }
 
+/* Every synchronous reply, counted by command and status for /metrics
+ * (replies after a commit are counted in server.c). */
+static int reply(conn *c, uint64_t id, status_t st, const char *detail)
+{
+    relay_metrics_request(&c->srv->metrics, c->srv->metrics.cur_cmd, (int)st);
+    return conn_reply(c, id, st, detail);
+}
+
 static uint64_t now_ms(conn *c) { return c->srv->now(c->srv->now_ctx); }
 
 static int field_ok(const ProtobufCBinaryData *b, size_t n) { return b->len == n && b->data; }
@@ -78,7 +86,7 @@ static void do_hello(conn *c, const Alcove__Wire__Request *req)
 {
     const relay_config *cfg = c->srv->cfg;
     if (c->state != CONN_HELLO || req->hello->version != 1) {
-        conn_reply(c, req->id, S_BAD,
+        reply(c, req->id, S_BAD,
                    c->state != CONN_HELLO ? "second Hello" : "unsupported protocol version");
         conn_close_after_flush(c, CLOSE_PROTOCOL);
         return;
@@ -100,6 +108,7 @@ static void do_hello(conn *c, const Alcove__Wire__Request *req)
     Alcove__Wire__RelayMessage m = ALCOVE__WIRE__RELAY_MESSAGE__INIT;
     m.kind_case = ALCOVE__WIRE__RELAY_MESSAGE__KIND_REPLY;
     m.reply = &r;
+    relay_metrics_request(&c->srv->metrics, RELAY_MCMD_HELLO, S_OK);
     conn_send(c, &m);
 }
 
@@ -108,16 +117,16 @@ static void do_create(conn *c, const Alcove__Wire__Request *req)
     const Alcove__Wire__CreateMailbox *q = req->create_mailbox;
     relay_server *srv = c->srv;
     if (!field_ok(&q->auth_pub, 32) || !field_ok(&q->send_key_hash, 32)) {
-        conn_reply(c, req->id, S_BAD, "auth_pub and send_key_hash must be 32 bytes");
+        reply(c, req->id, S_BAD, "auth_pub and send_key_hash must be 32 bytes");
         return;
     }
     if (c->nsess >= CONN_MAX_SESSIONS) {
-        conn_reply(c, req->id, S_QUOTA, "too many mailboxes on one connection");
+        reply(c, req->id, S_QUOTA, "too many mailboxes on one connection");
         return;
     }
     relay_mbox *mb = relay_mbox_new();
     if (mb == NULL) {
-        conn_reply(c, req->id, S_INTERNAL, "out of memory");
+        reply(c, req->id, S_INTERNAL, "out of memory");
         return;
     }
     do {
@@ -131,7 +140,7 @@ static void do_create(conn *c, const Alcove__Wire__Request *req)
     relay_op *op = op_for(c, OP_CREATE, mb, req->id);
     relay_mbox_unref(mb); /* the op holds it now */
     if (op == NULL) {
-        conn_reply(c, req->id, S_INTERNAL, "out of memory");
+        reply(c, req->id, S_INTERNAL, "out of memory");
         return;
     }
     relay_mbox_to_rec(mb, &op->rec);
@@ -144,7 +153,7 @@ static void do_login(conn *c, const Alcove__Wire__Request *req)
     relay_server *srv = c->srv;
     uint8_t msg[LOGIN_CTX_LEN + ALCOVE_NOISE_HASH_BYTES + RELAY_ID_BYTES];
     if (!field_ok(&q->recv_id, 16) || !field_ok(&q->sig, 64)) {
-        conn_reply(c, req->id, S_BAD, "recv_id must be 16 bytes and sig 64");
+        reply(c, req->id, S_BAD, "recv_id must be 16 bytes and sig 64");
         return;
     }
     relay_mbox *mb = relay_index_by_recv(srv->index, q->recv_id.data);
@@ -154,12 +163,12 @@ static void do_login(conn *c, const Alcove__Wire__Request *req)
     int bad = crypto_sign_verify_detached(q->sig.data, msg, sizeof msg,
                                           mb ? mb->auth_pub : dummy_pub) != 0;
     if (mb == NULL || bad) {
-        conn_reply(c, req->id, S_UNAUTH, "login refused");
+        reply(c, req->id, S_UNAUTH, "login refused");
         return;
     }
     int rc = conn_add_sess(c, mb);
     if (rc != 0) {
-        conn_reply(c, req->id, rc == ALCOVE_ELIMIT ? S_QUOTA : S_INTERNAL,
+        reply(c, req->id, rc == ALCOVE_ELIMIT ? S_QUOTA : S_INTERNAL,
                    rc == ALCOVE_ELIMIT ? "too many mailboxes on one connection" : "out of memory");
         return;
     }
@@ -174,7 +183,7 @@ static void do_login(conn *c, const Alcove__Wire__Request *req)
             relay_writer_submit(srv->writer, op);
         }
     }
-    conn_reply(c, req->id, S_OK, NULL);
+    reply(c, req->id, S_OK, NULL);
 }
 
 static void do_send(conn *c, const Alcove__Wire__Request *req)
@@ -184,11 +193,11 @@ static void do_send(conn *c, const Alcove__Wire__Request *req)
     const relay_config *cfg = srv->cfg;
     uint8_t h[32];
     if (!field_ok(&q->send_id, 16) || !field_ok(&q->send_secret, 32) || q->blob.len == 0) {
-        conn_reply(c, req->id, S_BAD, "send_id must be 16 bytes, send_secret 32, blob non-empty");
+        reply(c, req->id, S_BAD, "send_id must be 16 bytes, send_secret 32, blob non-empty");
         return;
     }
     if (q->blob.len > cfg->max_blob_bytes) {
-        conn_reply(c, req->id, S_TOOLARGE, "blob exceeds the relay's max_blob_bytes");
+        reply(c, req->id, S_TOOLARGE, "blob exceeds the relay's max_blob_bytes");
         return;
     }
     relay_mbox *mb = relay_index_by_send(srv->index, q->send_id.data);
@@ -196,17 +205,17 @@ static void do_send(conn *c, const Alcove__Wire__Request *req)
     int bad = crypto_verify_32(h, mb ? mb->send_key_hash : dummy_hash) != 0;
     sodium_memzero(h, sizeof h);
     if (mb == NULL || bad || mb->deleted) {
-        conn_reply(c, req->id, S_UNAUTH, "send refused");
+        reply(c, req->id, S_UNAUTH, "send refused");
         return;
     }
     if (cfg->max_messages_per_mailbox &&
         (uint64_t)mb->count + mb->pending_count >= cfg->max_messages_per_mailbox) {
-        conn_reply(c, req->id, S_QUOTA, "mailbox is full (messages)");
+        reply(c, req->id, S_QUOTA, "mailbox is full (messages)");
         return;
     }
     if (cfg->max_bytes_per_mailbox &&
         mb->bytes + mb->pending_bytes + q->blob.len > cfg->max_bytes_per_mailbox) {
-        conn_reply(c, req->id, S_QUOTA, "mailbox is full (bytes)");
+        reply(c, req->id, S_QUOTA, "mailbox is full (bytes)");
         return;
     }
     relay_op *op = op_for(c, OP_SEND, mb, req->id);
@@ -217,7 +226,7 @@ static void do_send(conn *c, const Alcove__Wire__Request *req)
         op = NULL;
     }
     if (op == NULL) {
-        conn_reply(c, req->id, S_INTERNAL, "out of memory");
+        reply(c, req->id, S_INTERNAL, "out of memory");
         return;
     }
     memcpy(op->blob, q->blob.data, q->blob.len);
@@ -234,16 +243,16 @@ static void do_send(conn *c, const Alcove__Wire__Request *req)
 static relay_mbox *owned(conn *c, uint64_t id, const ProtobufCBinaryData *recv_id)
 {
     if (!field_ok(recv_id, 16)) {
-        conn_reply(c, id, S_BAD, "recv_id must be 16 bytes");
+        reply(c, id, S_BAD, "recv_id must be 16 bytes");
         return NULL;
     }
     conn_sess *s = conn_find_sess(c, recv_id->data);
     if (s == NULL) {
-        conn_reply(c, id, S_UNAUTH, "not logged in to this mailbox");
+        reply(c, id, S_UNAUTH, "not logged in to this mailbox");
         return NULL;
     }
     if (s->mb->deleted) {
-        conn_reply(c, id, S_NOTFOUND, "mailbox was deleted");
+        reply(c, id, S_NOTFOUND, "mailbox was deleted");
         return NULL;
     }
     return s->mb;
@@ -276,7 +285,7 @@ static void do_fetch(conn *c, const Alcove__Wire__Request *req)
     uint32_t n = 0, i = relay_mbox_first_after(mb, q->after_seq);
     int rc = relay_store_rbegin(srv->store);
     if (rc != 0) {
-        conn_reply(c, req->id, S_UNAVAIL, "storage unavailable");
+        reply(c, req->id, S_UNAVAIL, "storage unavailable");
         return;
     }
     for (; i < mb->count && n < max; i++) {
@@ -304,7 +313,7 @@ static void do_fetch(conn *c, const Alcove__Wire__Request *req)
     if (rc != 0 && rc != ALCOVE_ENOTFOUND) {
         relay_store_rend(srv->store);
         relay_logf(srv->log, RLOG_ERROR, "fetch_failed", "error=\"%s\"", alcove_strerror(rc));
-        conn_reply(c, req->id, S_INTERNAL, "storage read failed");
+        reply(c, req->id, S_INTERNAL, "storage read failed");
         return;
     }
     fr.n_messages = n;
@@ -318,6 +327,7 @@ static void do_fetch(conn *c, const Alcove__Wire__Request *req)
     Alcove__Wire__RelayMessage m = ALCOVE__WIRE__RELAY_MESSAGE__INIT;
     m.kind_case = ALCOVE__WIRE__RELAY_MESSAGE__KIND_REPLY;
     m.reply = &r;
+    relay_metrics_request(&srv->metrics, RELAY_MCMD_FETCH, S_OK);
     conn_send(c, &m); /* packs (copies) before the read txn ends */
     relay_store_rend(srv->store);
 }
@@ -356,11 +366,11 @@ static void do_ack(conn *c, const Alcove__Wire__Request *req)
     uint64_t top = mb->count ? relay_mbox_msg(mb, mb->count - 1)->seq : mb->acked_seq;
     uint64_t up_to = q->up_to_seq < top ? q->up_to_seq : top;
     if (up_to <= mb->acked_seq) {
-        conn_reply(c, req->id, S_OK, NULL);
+        reply(c, req->id, S_OK, NULL);
         return;
     }
     if (relay_queue_trim(c->srv, c, req->id, mb, up_to) != 0)
-        conn_reply(c, req->id, S_INTERNAL, "out of memory");
+        reply(c, req->id, S_INTERNAL, "out of memory");
 }
 
 static void do_subscribe(conn *c, const Alcove__Wire__Request *req)
@@ -370,11 +380,11 @@ static void do_subscribe(conn *c, const Alcove__Wire__Request *req)
         return;
     conn_sess *s = conn_find_sess(c, mb->recv_id);
     if (relay_mbox_sub_add(mb, c) != 0) {
-        conn_reply(c, req->id, S_INTERNAL, "out of memory");
+        reply(c, req->id, S_INTERNAL, "out of memory");
         return;
     }
     s->subscribed = 1;
-    conn_reply(c, req->id, S_OK, NULL);
+    reply(c, req->id, S_OK, NULL);
 }
 
 int relay_queue_delete(relay_server *srv, conn *c, uint64_t req_id, relay_mbox *mb)
@@ -405,7 +415,7 @@ static void do_delete(conn *c, const Alcove__Wire__Request *req)
     if (mb == NULL)
         return;
     if (relay_queue_delete(c->srv, c, req->id, mb) != 0)
-        conn_reply(c, req->id, S_INTERNAL, "out of memory");
+        reply(c, req->id, S_INTERNAL, "out of memory");
 }
 
 static int rate_ok(conn *c)
@@ -429,8 +439,9 @@ static int rate_ok(conn *c)
 void relay_dispatch(conn *c, const Alcove__Wire__Request *req)
 {
     dummy_init();
+    c->srv->metrics.cur_cmd = relay_metric_cmd_of((int)req->cmd_case);
     if (req->id <= c->last_req_id || req->cmd_case == ALCOVE__WIRE__REQUEST__CMD__NOT_SET) {
-        conn_reply(c, req->id, S_BAD,
+        reply(c, req->id, S_BAD,
                    req->id <= c->last_req_id ? "request ids must strictly increase"
                                              : "request has no command");
         conn_close_after_flush(c, CLOSE_PROTOCOL);
@@ -439,7 +450,7 @@ void relay_dispatch(conn *c, const Alcove__Wire__Request *req)
     c->last_req_id = req->id;
     if (c->state == CONN_HELLO || req->cmd_case == ALCOVE__WIRE__REQUEST__CMD_HELLO) {
         if (req->cmd_case != ALCOVE__WIRE__REQUEST__CMD_HELLO) {
-            conn_reply(c, req->id, S_BAD, "the first request must be Hello");
+            reply(c, req->id, S_BAD, "the first request must be Hello");
             conn_close_after_flush(c, CLOSE_PROTOCOL);
             return;
         }
@@ -447,11 +458,11 @@ void relay_dispatch(conn *c, const Alcove__Wire__Request *req)
         return;
     }
     if (!rate_ok(c)) {
-        conn_reply(c, req->id, S_RATE, "too many requests; slow down");
+        reply(c, req->id, S_RATE, "too many requests; slow down");
         return;
     }
     if (c->srv->draining && req->cmd_case != ALCOVE__WIRE__REQUEST__CMD_PING) {
-        conn_reply(c, req->id, S_UNAVAIL, "relay is shutting down");
+        reply(c, req->id, S_UNAVAIL, "relay is shutting down");
         return;
     }
     switch (req->cmd_case) {
@@ -462,9 +473,9 @@ void relay_dispatch(conn *c, const Alcove__Wire__Request *req)
     case ALCOVE__WIRE__REQUEST__CMD_ACK: do_ack(c, req); break;
     case ALCOVE__WIRE__REQUEST__CMD_SUBSCRIBE: do_subscribe(c, req); break;
     case ALCOVE__WIRE__REQUEST__CMD_DELETE_MAILBOX: do_delete(c, req); break;
-    case ALCOVE__WIRE__REQUEST__CMD_PING: conn_reply(c, req->id, S_OK, NULL); break;
+    case ALCOVE__WIRE__REQUEST__CMD_PING: reply(c, req->id, S_OK, NULL); break;
     default:
-        conn_reply(c, req->id, S_BAD, "unknown command");
+        reply(c, req->id, S_BAD, "unknown command");
         conn_close_after_flush(c, CLOSE_PROTOCOL);
         break;
     }

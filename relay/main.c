@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "commands.h"
 #include "config.h"
 #include "err.h"
 #include "keyfile.h"
@@ -14,32 +15,47 @@
 
 typedef struct subcommand {
     const char *name;
-    int (*run)(relay_config *cfg, int argc, char **argv);
+    /* npos/pos: the positional arguments (at most maxpos). */
+    int (*run)(relay_config *cfg, int npos, char **pos);
     unsigned flags;
+    int maxpos;
     const char *args;
     const char *help;
 } subcommand;
 
-static int cmd_init(relay_config *cfg, int argc, char **argv);
-static int cmd_run(relay_config *cfg, int argc, char **argv);
-static int cmd_address(relay_config *cfg, int argc, char **argv);
-static int cmd_help(relay_config *cfg, int argc, char **argv);
+static int cmd_init(relay_config *cfg, int npos, char **pos);
+static int cmd_run(relay_config *cfg, int npos, char **pos);
+static int cmd_address(relay_config *cfg, int npos, char **pos);
+static int cmd_help(relay_config *cfg, int npos, char **pos);
 
+#define CF RELAY_FLAGS_CONFIG
 static const subcommand commands[] = {
-    {"init", cmd_init, RELAY_FLAGS_INIT, "[--data DIR] [--public HOST:PORT]",
+    {"init", cmd_init, RELAY_FLAGS_INIT | CF, 0,
+     "[--config FILE] [--data DIR] [--public HOST:PORT] [--if-missing]",
      "create the data directory and the relay key; print the relay address"},
-    {"run", cmd_run, RELAY_FLAGS_RUN, "[--data DIR] [--listen HOST:PORT] [limits...]",
-     "serve clients until SIGTERM (which drains and exits 0)"},
-    {"address", cmd_address, RELAY_FLAGS_DATA, "[--data DIR]", "print the relay address again"},
-    {"help", cmd_help, 0, "[COMMAND]", "show this help, or a command's options"},
+    {"run", cmd_run, RELAY_FLAGS_RUN | CF, 0,
+     "[--config FILE] [--data DIR] [--listen HOST:PORT] [limits...]",
+     "serve clients until SIGTERM (which drains and exits 0); SIGHUP reloads"},
+    {"address", cmd_address, RELAY_FLAGS_DATA | CF, 0, "[--config FILE] [--data DIR]",
+     "print the relay address again"},
+    {"check-config", relay_cmd_check_config, RELAY_FLAGS_ALL & ~RELAY_FLAGS_INIT, 0,
+     "[--config FILE] [settings...]", "validate the settings and print the effective ones"},
+    {"stats", relay_cmd_stats, RELAY_FLAGS_DATA | CF, 0, "[--config FILE] [--data DIR]",
+     "print the store's figures (read-only; safe while the relay runs)"},
+    {"verify", relay_cmd_verify, RELAY_FLAGS_DATA | CF, 0, "[--config FILE] [--data DIR]",
+     "walk the store and the key and report their health (exit 1 if damaged)"},
+    {"backup", relay_cmd_backup, RELAY_FLAGS_DATA | CF, 1, "[--config FILE] [--data DIR] DEST",
+     "copy the data directory to the new directory DEST (safe while the relay runs)"},
+    {"help", cmd_help, 0, 0, "[COMMAND]", "show this help, or a command's options"},
 };
+#undef CF
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: alcove-relay COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\nRun 'alcove-relay help COMMAND' for its options.\n");
 }
 
@@ -75,11 +91,11 @@ static int print_address(const relay_config *cfg, const uint8_t pub[32])
     return 0;
 }
 
-static int cmd_init(relay_config *cfg, int argc, char **argv)
+static int cmd_init(relay_config *cfg, int npos, char **pos)
 {
     uint8_t pub[32];
-    (void)argc;
-    (void)argv;
+    (void)npos;
+    (void)pos;
     if (cfg->public_addr[0] != '\0') {
         char host[300];
         int v6;
@@ -91,6 +107,8 @@ static int cmd_init(relay_config *cfg, int argc, char **argv)
         }
     }
     int rc = relay_key_create(cfg->data_dir, pub);
+    if (rc == ALCOVE_EEXIST && cfg->init_if_missing)
+        return cmd_address(cfg, 0, NULL);
     if (rc == ALCOVE_EEXIST) {
         fprintf(stderr, "alcove-relay: error: %s already holds a relay key\n", cfg->data_dir);
         fprintf(stderr, "alcove-relay: hint: 'alcove-relay address --data %s' prints its address\n",
@@ -109,11 +127,11 @@ static int cmd_init(relay_config *cfg, int argc, char **argv)
     return print_address(cfg, pub);
 }
 
-static int cmd_address(relay_config *cfg, int argc, char **argv)
+static int cmd_address(relay_config *cfg, int npos, char **pos)
 {
     uint8_t *sk = NULL, pub[32];
-    (void)argc;
-    (void)argv;
+    (void)npos;
+    (void)pos;
     int rc = relay_key_load(cfg->data_dir, &sk, pub);
     if (sk != NULL)
         sodium_free(sk);
@@ -126,16 +144,31 @@ static int cmd_address(relay_config *cfg, int argc, char **argv)
     return print_address(cfg, pub);
 }
 
-static int cmd_run(relay_config *cfg, int argc, char **argv)
+/* What SIGHUP needs to build the settings again: the same flags. */
+typedef struct reload_args {
+    int argc;
+    char **argv;
+    unsigned allowed;
+} reload_args;
+static reload_args run_args;
+
+static int rebuild(void *ctx, relay_config *fresh, FILE *err)
+{
+    const reload_args *a = ctx;
+    return relay_config_build(fresh, a->argc, a->argv, a->allowed, NULL, 0, NULL, err);
+}
+
+static int cmd_run(relay_config *cfg, int npos, char **pos)
 {
     relay_log log;
-    (void)argc;
-    (void)argv;
+    (void)npos;
+    (void)pos;
     if (relay_log_open(&log, cfg->log_file[0] ? cfg->log_file : NULL, cfg->log_level) != 0) {
         fprintf(stderr, "alcove-relay: error: cannot open log file %s\n", cfg->log_file);
         return 1;
     }
-    int rc = relay_server_run(cfg, &log, stdout);
+    relay_reload reload = {rebuild, &run_args};
+    int rc = relay_server_run(cfg, &log, stdout, &reload);
     relay_log_close(&log);
     return rc;
 }
@@ -170,7 +203,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(NULL, 0, NULL);
     if (strcmp(argv[1], "--version") == 0) {
-        printf("alcove-relay 0.1.0 (protocol 1)\n");
+        printf("alcove-relay %s (protocol 1)\n", ALCOVE_VERSION);
         return 0;
     }
     for (size_t i = 0; i < NCOMMANDS; i++) {
@@ -185,12 +218,16 @@ int main(int argc, char **argv)
                 return 0;
             }
         }
-        relay_config cfg;
-        relay_config_defaults(&cfg);
-        if (relay_config_parse(&cfg, argc - 2, argv + 2, c->flags, stderr) != 0 ||
-            relay_config_validate(&cfg, stderr) != 0)
+        static relay_config cfg; /* large: keep it off the stack */
+        char *pos[4];
+        int npos = 0;
+        if (relay_config_build(&cfg, argc - 2, argv + 2, c->flags, pos, c->maxpos, &npos,
+                               stderr) != 0)
             return 2;
-        return c->run(&cfg, argc - 2, argv + 2);
+        run_args.argc = argc - 2;
+        run_args.argv = argv + 2;
+        run_args.allowed = c->flags;
+        return c->run(&cfg, npos, pos);
     }
     fprintf(stderr, "alcove-relay: error: unknown command '%s'\n", argv[1]);
     usage(stderr);

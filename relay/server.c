@@ -1,12 +1,16 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "address.h"
 #include "conn.h"
@@ -85,17 +89,21 @@ static void finish_op(relay_server *srv, relay_op *op)
     int ok = op->result == 0;
     Alcove__Wire__Status fail = op->result == ALCOVE_ELIMIT ? ALCOVE__WIRE__STATUS__QUOTA_EXCEEDED
                                                             : ALCOVE__WIRE__STATUS__UNAVAILABLE;
+    int st = ok ? ALCOVE__WIRE__STATUS__OK : (int)fail; /* counted if c != NULL */
     switch (op->kind) {
     case OP_CREATE:
         if (ok && relay_index_insert(srv->index, mb) == 0) {
             relay_logf(srv->log, RLOG_DEBUG, "mailbox_created", NULL);
             if (c != NULL && !c->closed) {
-                if (conn_add_sess(c, mb) == 0)
+                if (conn_add_sess(c, mb) == 0) {
                     reply_created(c, op->req_id, mb);
-                else
+                } else {
+                    st = ALCOVE__WIRE__STATUS__INTERNAL;
                     conn_reply(c, op->req_id, ALCOVE__WIRE__STATUS__INTERNAL, "out of memory");
+                }
             }
         } else if (c != NULL) {
+            st = ok ? ALCOVE__WIRE__STATUS__INTERNAL : (int)fail;
             conn_reply(c, op->req_id, ok ? ALCOVE__WIRE__STATUS__INTERNAL : fail,
                        ok ? "index insert failed" : failure_detail(op->result));
         }
@@ -118,6 +126,7 @@ static void finish_op(relay_server *srv, relay_op *op)
             } else {
                 relay_op_free(purge); /* the next start removes the orphan */
             }
+            st = ALCOVE__WIRE__STATUS__UNAUTHORIZED;
             if (c != NULL)
                 conn_reply(c, op->req_id, ALCOVE__WIRE__STATUS__UNAUTHORIZED, "send refused");
             break;
@@ -142,10 +151,14 @@ static void finish_op(relay_server *srv, relay_op *op)
         if (c != NULL)
             conn_reply(c, op->req_id, ok ? ALCOVE__WIRE__STATUS__OK : fail,
                        ok ? NULL : failure_detail(op->result));
-        else if (ok && op->ngseqs > 0)
+        else if (ok && op->ngseqs > 0) {
+            srv->metrics.expired_messages += op->ngseqs;
             relay_logf(srv->log, RLOG_INFO, "expired", "messages=%u", op->ngseqs);
+        }
         break;
     case OP_DELETE:
+        if (ok && c == NULL)
+            srv->metrics.expired_mailboxes++;
         if (ok)
             relay_logf(srv->log, RLOG_INFO, "mailbox_deleted", "by=%s", c ? "owner" : "idle_expiry");
         if (c != NULL)
@@ -156,9 +169,21 @@ static void finish_op(relay_server *srv, relay_op *op)
     case OP_PURGE:
         break;
     }
-    if (!ok)
-        relay_logf(srv->log, RLOG_ERROR, "commit_failed", "error=\"%s\" store=\"%s\"",
-                   alcove_strerror(op->result), relay_store_last_error(srv->store));
+    if (c != NULL) {
+        static const relay_metric_cmd by_kind[] = {
+            [OP_CREATE] = RELAY_MCMD_CREATE, [OP_SEND] = RELAY_MCMD_SEND,
+            [OP_TRIM] = RELAY_MCMD_ACK,      [OP_DELETE] = RELAY_MCMD_DELETE,
+            [OP_TOUCH] = RELAY_MCMD_NONE,    [OP_PURGE] = RELAY_MCMD_NONE,
+        };
+        if ((unsigned)op->kind < sizeof by_kind / sizeof by_kind[0])
+            relay_metrics_request(&srv->metrics, by_kind[op->kind], st);
+    }
+    if (!ok) {
+        if (op->result == ALCOVE_ELIMIT)
+            srv->metrics.failed_ops_full++;
+        else
+            srv->metrics.failed_ops_io++;
+    }
     relay_mbox_unref(mb);
     conn_unref(c);
     relay_op_free(op);
@@ -167,13 +192,20 @@ static void finish_op(relay_server *srv, relay_op *op)
 void relay_server_on_batch(void *ctx, relay_op *batch)
 {
     relay_server *srv = ctx;
+    unsigned failed = 0;
+    int first_error = 0;
     conn_cork(srv); /* one write per connection for the whole batch */
     while (batch != NULL) {
         relay_op *next = batch->next;
+        if (batch->result != 0 && failed++ == 0)
+            first_error = batch->result;
         finish_op(srv, batch);
         batch = next;
     }
     conn_uncork(srv);
+    if (failed > 0) /* one line per batch, not per operation */
+        relay_logf(srv->log, RLOG_ERROR, "commit_failed", "ops=%u error=\"%s\" store=\"%s\"",
+                   failed, alcove_strerror(first_error), relay_store_last_error(srv->store));
 }
 
 /* --- expiry ----------------------------------------------------------- */
@@ -193,7 +225,7 @@ static void expire_one(relay_mbox *mb, void *arg)
         mb->last_seen + cfg->mailbox_idle_ms <= x->now) {
         if (x->nidle == x->cap) {
             size_t ncap = x->cap ? x->cap * 2 : 16;
-            relay_mbox **n = realloc(x->idle, ncap * sizeof *n);
+            relay_mbox **n = realloc(x->idle, ncap * sizeof(relay_mbox *));
             if (n == NULL)
                 return;
             x->idle = n;
@@ -228,6 +260,8 @@ static void on_expiry(uv_timer_t *t)
 static void finish_shutdown(relay_server *srv)
 {
     relay_logf(srv->log, RLOG_INFO, "stopped", NULL);
+    relay_admin_close(srv->admin);
+    srv->admin = NULL;
     uv_close((uv_handle_t *)&srv->sweep, NULL);
     uv_close((uv_handle_t *)&srv->expiry, NULL);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
@@ -282,15 +316,35 @@ static void start_drain(relay_server *srv, const char *why)
     uv_timer_start(&srv->sweep, on_sweep, 10, 10);
 }
 
+static uint64_t sweep_interval(const relay_config *cfg)
+{
+    uint64_t ms = cfg->handshake_timeout_ms < 1000 ? cfg->handshake_timeout_ms / 2 + 1 : 500;
+    if (cfg->idle_timeout_ms < 1000 && cfg->idle_timeout_ms / 2 + 1 < ms)
+        ms = cfg->idle_timeout_ms / 2 + 1;
+    return ms;
+}
+
+void relay_server_retime(relay_server *srv, uint64_t old_expiry_ms, uint64_t old_sweep_ms)
+{
+    const relay_config *cfg = srv->cfg;
+    if (srv->draining)
+        return;
+    if (cfg->expiry_interval_ms != old_expiry_ms)
+        uv_timer_start(&srv->expiry, on_expiry, cfg->expiry_interval_ms, cfg->expiry_interval_ms);
+    if (sweep_interval(cfg) != old_sweep_ms)
+        uv_timer_start(&srv->sweep, on_sweep, sweep_interval(cfg), sweep_interval(cfg));
+}
+
+uint64_t relay_server_sweep_ms(const relay_config *cfg) { return sweep_interval(cfg); }
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     relay_server *srv = s->data;
     if (signum == SIGHUP) {
-        int rc = relay_log_reopen(srv->log);
-        relay_logf(srv->log, rc == 0 ? RLOG_INFO : RLOG_ERROR, "log_reopen",
-                   "ok=%s", rc == 0 ? "yes" : "no");
+        relay_server_reload(srv);
         return;
     }
+    (void)sd_notify(0, "STOPPING=1\nSTATUS=draining");
     start_drain(srv, signum == SIGTERM ? "TERM" : "INT");
 }
 
@@ -316,11 +370,15 @@ static void raise_nofile(relay_server *srv, relay_config *cfg)
         (void)setrlimit(RLIMIT_NOFILE, &rl);
         (void)getrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 64) {
-        uint32_t cap = rl.rlim_cur > 128 ? (uint32_t)(rl.rlim_cur - 64) : 64;
-        relay_logf(srv->log, RLOG_WARN, "connection_limit_lowered",
-                   "max_connections=%u nofile=%llu", cap, (unsigned long long)rl.rlim_cur);
-        cfg->max_connections = cap;
+    if (rl.rlim_cur != RLIM_INFINITY) {
+        /* Room for the listeners, the store, the log and admin clients. */
+        srv->nofile_cap = rl.rlim_cur > 128 ? (uint64_t)rl.rlim_cur - 64 : 64;
+        if (srv->nofile_cap > UINT32_MAX)
+            srv->nofile_cap = UINT32_MAX;
+        if (cfg->max_connections > srv->nofile_cap)
+            relay_logf(srv->log, RLOG_WARN, "nofile_limit", "nofile=%llu",
+                       (unsigned long long)rl.rlim_cur);
+        relay_server_cap_connections(srv, cfg);
     }
 }
 
@@ -339,7 +397,7 @@ static int bind_listener(relay_server *srv, char *host, size_t host_cap, uint16_
         fprintf(err, "alcove-relay: error: --listen needs a numeric IP address, not '%s'\n", host);
         return ALCOVE_EINVAL;
     }
-    if ((rc = uv_tcp_init(srv->loop, &srv->listener)) != 0)
+    if (uv_tcp_init(srv->loop, &srv->listener) != 0)
         return ALCOVE_EIO;
     srv->listener.data = srv;
     if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) != 0 ||
@@ -355,22 +413,59 @@ static int bind_listener(relay_server *srv, char *host, size_t host_cap, uint16_
     return 0;
 }
 
-int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out)
+/* One relay per data directory: two would each index the store and hand out
+ * the same sequence numbers.  The lock lives as long as the process (the fd
+ * is kept open and closed at exit); stats, verify and backup do not take it.
+ * Returns the fd, or -1 after printing why. */
+static int lock_data_dir(const char *dir)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/run.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "alcove-relay: error: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            fprintf(stderr, "alcove-relay: error: another alcove-relay is running on %s\n", dir);
+            fprintf(stderr, "alcove-relay: hint: stop it first (systemctl stop alcove-relay), "
+                            "or use another --data\n");
+        } else {
+            fprintf(stderr, "alcove-relay: error: cannot lock %s: %s\n", path, strerror(e));
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static char *render_metrics(void *ctx, size_t *len)
+{
+    return relay_metrics_render(ctx, len);
+}
+
+int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out,
+                     const relay_reload *reload_in)
 {
     relay_config cfg = *cfg_in;
     relay_server *srv = calloc(1, sizeof *srv);
     uv_loop_t loop;
-    int rc, loop_ok = 0, listening = 0;
+    int rc, loop_ok = 0, listening = 0, lock_fd = -1;
     char storedir[PATH_MAX + 8];
     const char *why = NULL;
     uint64_t nmsgs = 0;
 
     if (srv == NULL)
         return 1;
-    srv->cfg = &cfg;
+    srv->cfg = srv->live_cfg = &cfg;
     srv->log = log;
     srv->now = wall_ms;
     srv->exit_code = -1;
+    if (reload_in != NULL)
+        srv->reload = *reload_in;
+    srv->metrics.start_time_ms = wall_ms(NULL);
     raise_nofile(srv, &cfg);
 
     rc = relay_key_load(cfg.data_dir, &srv->static_sk, srv->static_pk);
@@ -382,12 +477,14 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out)
                     cfg.data_dir);
         goto out;
     }
+    if ((lock_fd = lock_data_dir(cfg.data_dir)) < 0)
+        goto out;
     snprintf(storedir, sizeof storedir, "%s/store", cfg.data_dir);
     if (mkdir(storedir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "alcove-relay: error: cannot create %s: %s\n", storedir, strerror(errno));
         goto out;
     }
-    if ((rc = relay_store_open(&srv->store, storedir, cfg.max_store_bytes, &why)) != 0) {
+    if (relay_store_open(&srv->store, storedir, cfg.max_store_bytes, &why) != 0) {
         fprintf(stderr, "alcove-relay: error: cannot open the store in %s: %s\n", storedir, why);
         goto out;
     }
@@ -412,6 +509,13 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out)
     if (bind_listener(srv, host, sizeof host, &port, &is_v6, stderr) != 0)
         goto out;
     listening = 1;
+    if (cfg.admin_listen[0] != '\0') {
+        uint16_t aport = 0;
+        if (relay_admin_start(&srv->admin, &loop, cfg.admin_listen, render_metrics, srv, log,
+                              &aport, stderr) != 0)
+            goto out;
+        relay_logf(log, RLOG_INFO, "admin_listening", "port=%u", aport);
+    }
     if (relay_writer_start(&srv->writer, &loop, srv->store, cfg.batch_max_ops,
                            cfg.batch_max_bytes, relay_server_on_batch, srv) != 0) {
         fprintf(stderr, "alcove-relay: error: cannot start the writer thread\n");
@@ -420,9 +524,7 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out)
     uv_timer_init(&loop, &srv->sweep);
     uv_timer_init(&loop, &srv->expiry);
     srv->sweep.data = srv->expiry.data = srv;
-    uint64_t sweep_ms = cfg.handshake_timeout_ms < 1000 ? cfg.handshake_timeout_ms / 2 + 1 : 500;
-    if (cfg.idle_timeout_ms < 1000 && cfg.idle_timeout_ms / 2 + 1 < sweep_ms)
-        sweep_ms = cfg.idle_timeout_ms / 2 + 1;
+    uint64_t sweep_ms = sweep_interval(&cfg);
     uv_timer_start(&srv->sweep, on_sweep, sweep_ms, sweep_ms);
     uv_timer_start(&srv->expiry, on_expiry, cfg.expiry_interval_ms, cfg.expiry_interval_ms);
     uv_signal_init(&loop, &srv->sig_term);
@@ -445,6 +547,7 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out)
         fflush(out);
     }
     relay_logf(log, RLOG_INFO, "listening", "port=%u max_connections=%u", port, cfg.max_connections);
+    (void)sd_notifyf(0, "READY=1\nSTATUS=serving on port %u", port);
     uv_run(&loop, UV_RUN_DEFAULT);
     listening = 0;
 
@@ -453,6 +556,8 @@ out:
         if (listening && !srv->draining) {
             /* Start-up failed after binding: close what was opened. */
             uv_close((uv_handle_t *)&srv->listener, NULL);
+            relay_admin_close(srv->admin);
+            srv->admin = NULL;
         }
         uv_run(&loop, UV_RUN_DEFAULT);
         (void)uv_loop_close(&loop);
@@ -460,6 +565,8 @@ out:
     relay_writer_free(srv->writer);
     relay_index_free(srv->index);
     relay_store_close(srv->store);
+    if (lock_fd >= 0)
+        close(lock_fd);
     if (srv->static_sk != NULL)
         sodium_free(srv->static_sk);
     rc = srv->exit_code == 0 ? 0 : 1;

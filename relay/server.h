@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "config.h"
 #include "index.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "writer.h"
 
@@ -43,6 +45,14 @@ typedef enum {
 struct conn;
 
 typedef uint64_t (*relay_clock_fn)(void *ctx); /* Unix ms */
+
+/* SIGHUP: build the settings afresh (defaults, config file, flags) into
+ * *fresh.  Returns 0, or an alcove error with the reason written to err. */
+typedef int (*relay_reload_fn)(void *ctx, relay_config *fresh, FILE *err);
+typedef struct relay_reload {
+    relay_reload_fn fn; /* NULL: SIGHUP only reopens the log */
+    void *ctx;
+} relay_reload;
 
 typedef struct relay_server {
     uv_loop_t *loop;
@@ -76,14 +86,36 @@ typedef struct relay_server {
 
     uint64_t closes[CLOSE__COUNT];
     uint64_t accepted;
+
+    relay_metrics metrics;  /* counters for /metrics (loop thread) */
+    relay_admin *admin;     /* admin listener, or NULL */
+    relay_reload reload;
+    relay_config *live_cfg; /* == cfg: the copy SIGHUP updates */
+    uint64_t nofile_cap;    /* max-connections ceiling from RLIMIT_NOFILE */
 } relay_server;
 
 /* Run the relay described by cfg until drained.  Prints the relay address
- * (one line) to `out` once listening.  Returns the process exit code. */
-int relay_server_run(const relay_config *cfg, relay_log *log, FILE *out);
+ * (one line) to `out` once listening, then tells systemd READY=1 (a no-op
+ * outside systemd).  SIGHUP reloads the reloadable settings through
+ * `reload` (may be NULL) and reopens the log; SIGTERM/SIGINT drain.
+ * Returns the process exit code. */
+int relay_server_run(const relay_config *cfg, relay_log *log, FILE *out,
+                     const relay_reload *reload);
 
 /* Called by the writer callback for each finished batch (server.c). */
 void relay_server_on_batch(void *ctx, relay_op *batch);
+
+/* SIGHUP (reload.c): reopen the log, rebuild the settings through
+ * srv->reload and apply the reloadable ones; a bad config is refused with an
+ * `event=reload ok=no` log line.  Tells systemd RELOADING=1, then READY=1. */
+void relay_server_reload(relay_server *srv);
+/* Lower cfg->max_connections to what RLIMIT_NOFILE allows (reload.c). */
+void relay_server_cap_connections(relay_server *srv, relay_config *cfg);
+/* After settings changed: restart the expiry and sweep timers if their
+ * intervals differ from the old ones (server.c). */
+void relay_server_retime(relay_server *srv, uint64_t old_expiry_ms, uint64_t old_sweep_ms);
+/* The sweep timer's interval for these timeouts. */
+uint64_t relay_server_sweep_ms(const relay_config *cfg);
 
 /* Name of a close reason. */
 const char *relay_close_reason_name(relay_close_reason r);

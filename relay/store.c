@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "err.h"
 
@@ -49,6 +50,17 @@ static int map_err(relay_store *st, int rc)
     return ALCOVE_ESTORE;
 }
 
+/* 1 if the data file is shorter than the pages its meta page claims. */
+static int file_truncated(MDB_env *env, const MDB_envinfo *info)
+{
+    MDB_stat ms;
+    mdb_filehandle_t fd;
+    struct stat sb;
+    if (mdb_env_stat(env, &ms) != 0 || mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &sb) != 0)
+        return 1;
+    return (uint64_t)sb.st_size < ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize;
+}
+
 const char *relay_store_last_error(const relay_store *st)
 {
     return mdb_strerror(st->last_rc);
@@ -84,6 +96,12 @@ int relay_store_open(relay_store **out, const char *dir, uint64_t max_map_bytes,
     if ((rc = mdb_env_info(st->env, &info)) != 0)
         goto fail;
     st->map_size = info.me_mapsize; /* an existing larger file wins */
+    if (file_truncated(st->env, &info)) {
+        /* Touching a page past the end of the file would be SIGBUS. */
+        *why = "store file is truncated (restore it from a backup)";
+        relay_store_close(st);
+        return ALCOVE_ECORRUPT;
+    }
     if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &st->log)) != 0 ||
         (rc = mdb_dbi_open(txn, "mbox", MDB_CREATE, &st->mbox)) != 0 ||
@@ -314,11 +332,17 @@ void relay_store_wabort(relay_store *st)
     st->wtxn = NULL;
 }
 
-int relay_store_grow(relay_store *st)
+int relay_store_grow(relay_store *st, int use_reserve)
 {
     uint64_t want = st->map_size * 2;
-    if (st->max_map != 0 && want > st->max_map)
-        want = st->max_map;
+    uint64_t cap = st->max_map;
+    if (cap != 0 && use_reserve) {
+        /* Past the cap, only to let acks and deletes free space. */
+        uint64_t reserve = cap / 16 > (1u << 20) ? cap / 16 : (1u << 20);
+        cap += reserve;
+    }
+    if (cap != 0 && want > cap)
+        want = cap;
     if (want <= st->map_size)
         return ALCOVE_ELIMIT;
     if (pthread_rwlock_wrlock(&st->resize) != 0)
@@ -331,6 +355,25 @@ int relay_store_grow(relay_store *st)
     int rc = mdb_env_set_mapsize(st->env, (size_t)want);
     if (rc == 0)
         st->map_size = want;
+    pthread_rwlock_unlock(&st->resize);
+    return map_err(st, rc);
+}
+
+int relay_store_fit_cap(relay_store *st)
+{
+    if (st->max_map == 0 || st->map_size <= st->max_map)
+        return 0;
+    if (pthread_rwlock_wrlock(&st->resize) != 0)
+        return ALCOVE_ESTORE;
+    if (st->rtxn != NULL) {
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+    /* LMDB rounds a size below the pages in use up to that minimum. */
+    int rc = mdb_env_set_mapsize(st->env, (size_t)st->max_map);
+    MDB_envinfo info;
+    if (rc == 0 && (rc = mdb_env_info(st->env, &info)) == 0)
+        st->map_size = info.me_mapsize;
     pthread_rwlock_unlock(&st->resize);
     return map_err(st, rc);
 }
@@ -383,3 +426,20 @@ void relay_store_rend(relay_store *st)
 }
 
 uint64_t relay_store_map_size(const relay_store *st) { return st->map_size; }
+
+int relay_store_usage(relay_store *st, uint64_t *used_bytes, uint64_t *map_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    if (pthread_rwlock_rdlock(&st->resize) != 0)
+        return ALCOVE_ESTORE;
+    int rc = mdb_env_info(st->env, &info);
+    if (rc == 0)
+        rc = mdb_env_stat(st->env, &stat);
+    pthread_rwlock_unlock(&st->resize);
+    if (rc != 0)
+        return ALCOVE_ESTORE;
+    *used_bytes = ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
+    *map_bytes = info.me_mapsize;
+    return 0;
+}

@@ -66,9 +66,15 @@ int relay_store_del_log(relay_store *st, uint64_t gseq);
  * with relay_store_sync.  Only then may the commit be reported durable. */
 int relay_store_wcommit(relay_store *st);
 void relay_store_wabort(relay_store *st);
-/* Double the map size (bounded by max_map_bytes).  Returns 0, or
+/* Double the map size (bounded by max_map_bytes; with use_reserve, by
+ * max_map_bytes plus a reserve of max(1 MiB, cap/16) that only operations
+ * freeing space may use, so a full store can still be emptied).  Returns 0, or
  * ALCOVE_ELIMIT when the cap is reached, ALCOVE_ESTORE. */
-int relay_store_grow(relay_store *st);
+int relay_store_grow(relay_store *st, int use_reserve);
+/* Before a transaction that adds data: if the map was grown into the
+ * reserve, bring it back to max_map_bytes (or to the pages in use, if more)
+ * so that additions never eat the reserve.  Returns 0 or ALCOVE_ESTORE. */
+int relay_store_fit_cap(relay_store *st);
 /* Flush to disk (mdb_env_sync force).  Returns 0 or ALCOVE_ESTORE. */
 int relay_store_sync(relay_store *st);
 /* errno-like detail of the last failure (mdb_strerror text), for logs. */
@@ -84,5 +90,9 @@ void relay_store_rend(relay_store *st);
 
 /* Current map size in bytes (for logs and tests). */
 uint64_t relay_store_map_size(const relay_store *st);
+
+/* For /metrics, any thread: bytes up to the highest page in use and the map
+ * size.  Returns 0 or ALCOVE_ESTORE. */
+int relay_store_usage(relay_store *st, uint64_t *used_bytes, uint64_t *map_bytes);
 
 #endif

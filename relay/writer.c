@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 
@@ -68,23 +69,60 @@ static int apply(relay_store *st, const relay_op *op)
     return ALCOVE_EINVAL;
 }
 
-/* One group commit.  Retries after growing the map; any other failure fails
- * the whole batch (the transaction is aborted, so nothing of it is stored). */
+/* Operations that add data; at the store's cap they are refused. */
+static int adds_data(const relay_op *op)
+{
+    return op->kind == OP_SEND || op->kind == OP_CREATE || op->kind == OP_TOUCH;
+}
+
+/* One group commit.  Retries after growing the map.  At the configured
+ * cap, the operations that add data are refused (ALCOVE_ELIMIT in their
+ * own result) and the rest (acks, deletes, expiry) commit in the reserve,
+ * so a full store can always be emptied.  Any other failure fails the
+ * whole batch (the transaction is aborted: nothing of it is stored). */
 static int commit_batch(relay_writer *w, relay_op *batch, int *grew)
 {
+    int reserve = 0;
+    for (relay_op *op = batch; op != NULL; op = op->next) {
+        if (adds_data(op)) {
+            int rc = relay_store_fit_cap(w->st);
+            if (rc != 0)
+                return rc;
+            break;
+        }
+    }
     for (;;) {
         int rc = relay_store_wbegin(w->st);
         for (relay_op *op = batch; op != NULL && rc == 0; op = op->next)
-            rc = apply(w->st, op);
-        if (rc == 0)
-            return relay_store_wcommit(w->st);
-        relay_store_wabort(w->st);
+            if (op->result == 0)
+                rc = apply(w->st, op);
+        if (rc == 0) {
+            /* Saving the free list at commit can itself need pages. */
+            rc = relay_store_wcommit(w->st);
+            if (rc != ALCOVE_ELIMIT)
+                return rc;
+        } else {
+            relay_store_wabort(w->st);
+        }
         if (rc != ALCOVE_ELIMIT)
             return rc;
-        rc = relay_store_grow(w->st);
-        if (rc != 0)
-            return rc; /* cap reached */
-        (*grew)++;
+        rc = relay_store_grow(w->st, reserve);
+        if (rc == 0) {
+            (*grew)++;
+            continue;
+        }
+        if (rc != ALCOVE_ELIMIT || reserve)
+            return rc;
+        int frees = 0;
+        for (relay_op *op = batch; op != NULL; op = op->next) {
+            if (adds_data(op))
+                op->result = ALCOVE_ELIMIT;
+            else if (op->result == 0)
+                frees = 1;
+        }
+        if (!frees)
+            return ALCOVE_ELIMIT;
+        reserve = 1;
     }
 }
 
@@ -93,7 +131,8 @@ static void deliver(relay_writer *w, relay_op *batch, int rc)
 {
     relay_op *last = batch;
     for (relay_op *op = batch; op != NULL; op = op->next) {
-        op->result = rc;
+        if (op->result == 0) /* keep per-op refusals (store at its cap) */
+            op->result = rc;
         last = op;
     }
     pthread_mutex_lock(&w->mu);
@@ -148,11 +187,17 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
 
         int grew = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         int rc = commit_batch(w, batch, &grew);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
         if (held != NULL) {
-            /* This commit's data sync flushed the held batch's meta page;
-             * if it failed, sync explicitly before claiming anything. */
-            int hrc = rc == 0 ? 0 : relay_store_sync(w->st);
+            /* This commit's data sync flushed the held batch's meta page.
+             * If the commit failed for want of space, no sync was tried:
+             * sync explicitly.  After an I/O failure never trust a later
+             * sync (Linux may drop the dirty pages and report the next
+             * fsync clean): the held batch is answered as failed. */
+            int hrc = rc == 0 ? 0 : rc == ALCOVE_ELIMIT ? relay_store_sync(w->st) : rc;
             deliver(w, held, hrc);
             held = NULL;
         }
@@ -162,6 +207,9 @@ static void *writer_main(void *arg)
             deliver(w, batch, rc);
         pthread_mutex_lock(&w->mu);
         w->stats.map_grows += (uint64_t)grew;
+        relay_hist_add(&w->stats.batch_ops, n);
+        relay_hist_add(&w->stats.commit_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                                       (t1.tv_nsec - t0.tv_nsec) / 1000));
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "hist.h"
 #include "store.h"
 
 typedef enum relay_op_kind {
@@ -54,6 +55,8 @@ typedef void (*relay_writer_done_cb)(void *ctx, relay_op *batch);
 
 typedef struct relay_writer_stats {
     uint64_t commits, ops, failed_batches, map_grows;
+    relay_hist batch_ops; /* ops per commit */
+    relay_hist commit_us; /* microseconds per commit_batch (apply + commit) */
 } relay_writer_stats;
 
 /* Start the writer thread.  max_batch_ops and max_batch_bytes bound one
