@@ -44,21 +44,6 @@ typedef struct world {
 static const char *const PASS_ENV[] = {"ALCOVE_PASSPHRASE=correct horse battery staple", NULL};
 static const char *const WRONG_ENV[] = {"ALCOVE_PASSPHRASE=not my passphrase", NULL};
 
-#define RUN(r, home, env, ...)                                                     \
-    do {                                                                           \
-        const char *const args_[] = {__VA_ARGS__, NULL};                           \
-        alcove_run((r), (home), NULL, (env), args_);                               \
-    } while (0)
-
-#define RUN_OK(r, home, env, ...)                                                  \
-    do {                                                                           \
-        RUN(r, home, env, __VA_ARGS__);                                            \
-        if (!(r)->exited || (r)->code != 0)                                        \
-            fprintf(stderr, "stdout: %s\nstderr: %s\n", (r)->out, (r)->err);       \
-        assert_true((r)->exited);                                                  \
-        assert_int_equal((r)->code, 0);                                            \
-    } while (0)
-
 static int setup(void **state)
 {
     if (getenv("ALCOVE_BIN") == NULL) {

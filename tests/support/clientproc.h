@@ -26,6 +26,23 @@ void run_result_free(run_result *r);
 pid_t alcove_spawn(const char *home, const char *out_path, const char *const *env,
                    const char *const *args);
 
+/* In cmocka tests (include <cmocka.h> first): run `alcove` with the given
+ * arguments; RUN_OK also asserts it exited 0, printing its output if not. */
+#define RUN(r, home, env, ...)                                             \
+    do {                                                                   \
+        const char *const args_[] = {__VA_ARGS__, NULL};                   \
+        alcove_run((r), (home), NULL, (env), args_);                       \
+    } while (0)
+
+#define RUN_OK(r, home, env, ...)                                          \
+    do {                                                                   \
+        RUN(r, home, env, __VA_ARGS__);                                    \
+        if (!(r)->exited || (r)->code != 0)                                \
+            fprintf(stderr, "stdout: %s\nstderr: %s\n", (r)->out, (r)->err); \
+        assert_true((r)->exited);                                          \
+        assert_int_equal((r)->code, 0);                                    \
+    } while (0)
+
 /* Poll a file until it contains needle (or timeout_ms passes). */
 int test_wait_for_text(const char *path, const char *needle, int timeout_ms);
 
