@@ -335,7 +335,13 @@ static void do_fetch(conn *c, const Alcove__Wire__Request *req)
 int relay_queue_trim(relay_server *srv, conn *c, uint64_t req_id, relay_mbox *mb,
                      uint64_t up_to)
 {
-    uint32_t n = relay_mbox_first_after(mb, up_to);
+    /* Messages up to trim_queued are already being deleted by an earlier
+     * trim still in the writer's queue: pipelined Acks must not delete
+     * them again (a drain of N messages would cost O(N^2) deletes). */
+    uint64_t from = mb->trim_queued > mb->acked_seq ? mb->trim_queued : mb->acked_seq;
+    uint32_t lo = relay_mbox_first_after(mb, from);
+    uint32_t hi = relay_mbox_first_after(mb, up_to);
+    uint32_t n = hi > lo ? hi - lo : 0;
     relay_op *op = op_for(c, OP_TRIM, mb, req_id);
     if (op == NULL)
         return ALCOVE_ENOMEM;
@@ -346,8 +352,10 @@ int relay_queue_trim(relay_server *srv, conn *c, uint64_t req_id, relay_mbox *mb
         return ALCOVE_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++)
-        op->gseqs[i] = relay_mbox_msg(mb, i)->gseq;
+        op->gseqs[i] = relay_mbox_msg(mb, lo + i)->gseq;
     op->ngseqs = n;
+    if (up_to > mb->trim_queued)
+        mb->trim_queued = up_to;
     op->new_acked = up_to > mb->acked_seq ? up_to : mb->acked_seq;
     relay_mbox_to_rec(mb, &op->rec);
     op->rec.acked_seq = op->new_acked;

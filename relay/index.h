@@ -33,6 +33,7 @@ typedef struct relay_mbox {
     uint64_t last_seen;       /* in memory; persisted at most hourly */
     uint64_t last_seen_disk;  /* last value written to `mbox` */
     uint64_t acked_seq;       /* highest seq acked or expired */
+    uint64_t trim_queued;     /* highest seq an in-flight trim deletes */
     uint64_t next_seq;        /* next seq to hand out */
     relay_msg *msgs;          /* committed messages msgs[head..head+count) */
     uint32_t head, count, cap;

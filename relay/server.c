@@ -82,6 +82,30 @@ static const char *failure_detail(int rc)
     return rc == ALCOVE_ELIMIT ? "relay storage is full" : "relay storage unavailable; not stored";
 }
 
+/* A trim deletes only what no earlier queued trim was deleting.  If an
+ * earlier one failed, the messages it should have deleted are still in the
+ * index below this trim's range: delete them now, before the index forgets
+ * them (a restart would also remove them, but acked data must not linger). */
+static void purge_skipped(relay_server *srv, relay_mbox *mb, const relay_op *op)
+{
+    uint64_t first = op->ngseqs ? op->gseqs[0] : UINT64_MAX;
+    uint32_t k = 0;
+    while (k < mb->count && relay_mbox_msg(mb, k)->seq <= op->new_acked &&
+           relay_mbox_msg(mb, k)->gseq < first)
+        k++;
+    if (k == 0)
+        return;
+    relay_op *purge = relay_op_new(OP_PURGE);
+    if (purge == NULL || (purge->gseqs = malloc((size_t)k * sizeof *purge->gseqs)) == NULL) {
+        relay_op_free(purge); /* the next start removes acked records */
+        return;
+    }
+    for (uint32_t i = 0; i < k; i++)
+        purge->gseqs[i] = relay_mbox_msg(mb, i)->gseq;
+    purge->ngseqs = k;
+    relay_writer_submit(srv->writer, purge);
+}
+
 static void finish_op(relay_server *srv, relay_op *op)
 {
     relay_mbox *mb = op->mb;
@@ -144,7 +168,10 @@ static void finish_op(relay_server *srv, relay_op *op)
     case OP_TRIM:
         if (c == NULL)
             mb->expiring = 0;
+        if (!ok) /* nothing of it was deleted: a later trim must cover it */
+            mb->trim_queued = mb->acked_seq;
         if (ok && op->new_acked > mb->acked_seq) {
+            purge_skipped(srv, mb, op);
             mb->acked_seq = op->new_acked;
             relay_mbox_drop_upto(mb, op->new_acked);
         }
