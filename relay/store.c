@@ -22,6 +22,10 @@ struct relay_store {
     uint64_t map_size;
     uint64_t max_map;
     int last_rc;
+    /* Writer thread only; see "After a failed sync" below. */
+    MDB_txn *pin;        /* read txn holding back page reuse, or NULL */
+    int suspect;         /* a sync failed: newest meta pages may not be on disk */
+    int meta_after_fail; /* a commit wrote its meta page since that failure */
 };
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -59,6 +63,58 @@ static int file_truncated(MDB_env *env, const MDB_envinfo *info)
     if (mdb_env_stat(env, &ms) != 0 || mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &sb) != 0)
         return 1;
     return (uint64_t)sb.st_size < ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize;
+}
+
+/* After a failed sync.
+ *
+ * LMDB (0.9.x) lets write txn T reuse pages freed by txns <= T-2
+ * (mdb_find_oldest: T-1, or the oldest live reader), so it damages
+ * snapshots <= T-3; with MDB_NOMETASYNC that is safe because meta T-2 was
+ * made durable by T-1's data sync.  A failed fsync breaks that: Linux may
+ * drop the dirty pages of the failed writeback and report the next fsync
+ * clean, so a meta page written before the failure (the newest commit's,
+ * M) may never reach the disk, yet LMDB keeps using it from the page
+ * cache.  The durable state is then only M-1, and after one more commit
+ * (M+1, whose meta goes into M-1's slot) commit M+2 reuses the pages
+ * freed by M: pages of M-1, the only snapshot on disk.  A power cut before
+ * meta M+1 is synced then finds M-1 with overwritten pages
+ * (MDB_PAGE_NOTFOUND or worse).
+ *
+ * So after any failed sync (or failed commit) the writer holds a read
+ * transaction on the newest snapshot M; LMDB then reuses only pages freed
+ * by txns <= M-1, which belong to no snapshot >= M-1.  It is released once
+ * a meta page written after the failure has been covered by a successful
+ * sync with no failure in between (the usual invariant holds again).  No
+ * extra I/O; while held, commits grow the file instead of reusing a few
+ * pages.  The pin never reads the map, so changing the map size while it
+ * is held is harmless (mdb_env_set_mapsize refuses only during a write
+ * txn; the loop thread's cached read txn is still dropped as before). */
+static int pin_take(relay_store *st)
+{
+    if (!st->suspect || st->pin != NULL)
+        return 0;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->pin);
+    if (rc != 0)
+        st->pin = NULL;
+    return rc;
+}
+
+static void note_sync_failed(relay_store *st)
+{
+    st->suspect = 1;
+    st->meta_after_fail = 0;
+    (void)pin_take(st); /* if this fails, relay_store_wbegin retries */
+}
+
+/* A sync succeeded: it covered the meta page written before it. */
+static void note_sync_ok(relay_store *st)
+{
+    if (st->suspect && st->meta_after_fail) {
+        st->suspect = 0;
+        if (st->pin != NULL)
+            mdb_txn_abort(st->pin);
+        st->pin = NULL;
+    }
 }
 
 const char *relay_store_last_error(const relay_store *st)
@@ -148,6 +204,8 @@ void relay_store_close(relay_store *st)
         mdb_txn_abort(st->wtxn);
     if (st->rtxn != NULL)
         mdb_txn_abort(st->rtxn);
+    if (st->pin != NULL)
+        mdb_txn_abort(st->pin);
     if (st->env != NULL)
         mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->resize);
@@ -263,6 +321,11 @@ out:
 
 int relay_store_wbegin(relay_store *st)
 {
+    /* No write transaction since the failure: the pin still gets the
+     * snapshot that was newest then. */
+    int rc = pin_take(st);
+    if (rc != 0)
+        return map_err(st, rc);
     return map_err(st, mdb_txn_begin(st->env, NULL, 0, &st->wtxn));
 }
 
@@ -320,9 +383,27 @@ int relay_store_del_log(relay_store *st, uint64_t gseq)
 
 int relay_store_wcommit(relay_store *st)
 {
+    size_t id = mdb_txn_id(st->wtxn);
     int rc = mdb_txn_commit(st->wtxn);
     st->wtxn = NULL;
-    return map_err(st, rc);
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+        return map_err(st, rc); /* no sync was attempted */
+    if (rc != 0) {
+        note_sync_failed(st);
+        return map_err(st, rc);
+    }
+    MDB_envinfo info;
+    if ((rc = mdb_env_info(st->env, &info)) != 0)
+        return map_err(st, rc);
+    if (info.me_last_txnid != id) {
+        /* A transaction that changed nothing commits without a sync and
+         * without a meta page; callers count on a successful commit having
+         * synced everything committed before it. */
+        return relay_store_sync(st);
+    }
+    note_sync_ok(st);        /* its data sync covered the previous meta */
+    st->meta_after_fail = 1; /* its own meta page is written, not synced */
+    return 0;
 }
 
 void relay_store_wabort(relay_store *st)
@@ -380,7 +461,12 @@ int relay_store_fit_cap(relay_store *st)
 
 int relay_store_sync(relay_store *st)
 {
-    return map_err(st, mdb_env_sync(st->env, 1));
+    int rc = mdb_env_sync(st->env, 1);
+    if (rc == 0)
+        note_sync_ok(st);
+    else
+        note_sync_failed(st);
+    return map_err(st, rc);
 }
 
 int relay_store_rbegin(relay_store *st)

@@ -63,7 +63,12 @@ int relay_store_del_log(relay_store *st, uint64_t gseq);
 /* Commit.  The environment runs with MDB_NOMETASYNC: after a successful
  * commit the data is synced but the new meta page may not be; it becomes
  * durable with the next commit (whose data sync covers the whole file) or
- * with relay_store_sync.  Only then may the commit be reported durable. */
+ * with relay_store_sync.  Only then may the commit be reported durable.
+ * A successful commit always includes that sync (one that changed nothing
+ * syncs explicitly).  After a failed commit or sync, meta pages written
+ * before it may never reach the disk; the store then keeps LMDB from
+ * reusing the pages of the snapshots that may still be the durable ones
+ * until a later meta page is known durable (see store.c). */
 int relay_store_wcommit(relay_store *st);
 void relay_store_wabort(relay_store *st);
 /* Double the map size (bounded by max_map_bytes; with use_reserve, by

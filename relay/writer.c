@@ -196,7 +196,10 @@ static void *writer_main(void *arg)
              * If the commit failed for want of space, no sync was tried:
              * sync explicitly.  After an I/O failure never trust a later
              * sync (Linux may drop the dirty pages and report the next
-             * fsync clean): the held batch is answered as failed. */
+             * fsync clean): the held batch is answered as failed.  Its
+             * meta page may then be lost for good; the store keeps the
+             * older durable snapshot intact until a newer meta page is
+             * known durable (relay_store_wcommit, store.c). */
             int hrc = rc == 0 ? 0 : rc == ALCOVE_ELIMIT ? relay_store_sync(w->st) : rc;
             deliver(w, held, hrc);
             held = NULL;

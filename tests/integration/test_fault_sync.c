@@ -20,7 +20,13 @@
  *    at many moments of the run (right after each sync that followed a
  *    failure, and at random): at every cut, every Send already answered OK
  *    is in the store.  An OK must never depend on a write made before a
- *    failed sync.  ALCOVE_FAULT_RUN_MS sets the run (1.5 s; 15 s long). */
+ *    failed sync.  ALCOVE_FAULT_RUN_MS sets the run (1.5 s; 15 s long).
+ *    Every cut is checked twice: with every unsynced write lost
+ *    (fault_powerloss_apply) and with every data page written before the
+ *    cut on disk but no unconfirmed meta page (powerloss_writeback): both
+ *    are states a real power cut can leave, the second the worst for a
+ *    copy-on-write store. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -214,20 +221,118 @@ static int cmp_id16(const void *a, const void *b)
     return memcmp(a, b, sizeof(fault_msg_id));
 }
 
-/* Cut the power at time cut in a copy of the final store: every Send
+/* The other extreme of a power cut at time cut, applied to a copy of the
+ * final store (data_file, whose writer is dead): the kernel writes dirty
+ * pages back whenever it likes, so every data page written before the cut
+ * may be on disk (even one written before a failed sync: only some of its
+ * writeback may have failed), while a write to the two meta pages counts
+ * only if a successful sync covered it before any failed one, as in
+ * fault_powerloss_apply.  Writes after the cut are undone, newest first,
+ * as are the meta writes not covered, without touching bytes a kept write
+ * settled.  log: the undo log's contents.  Returns 0, or -1 if the file
+ * cannot be written. */
+static int powerloss_writeback(const char *data_file, const uint8_t *log, size_t loglen,
+                               uint64_t cut)
+{
+    const uint64_t meta_end = 2u * (uint64_t)sysconf(_SC_PAGESIZE);
+    size_t cap = 1024, ne = 0, pending_from = 0;
+    struct ent {
+        uint64_t off, pos;
+        uint32_t len;
+        int lost;
+    } *e = malloc(cap * sizeof *e);
+    uint8_t *settled = NULL;
+    int fd = -1, rc = -1, past = 0;
+    if (e == NULL)
+        goto out;
+    for (size_t p = 0; p + sizeof(fault_undo_rec) <= loglen;) {
+        fault_undo_rec r;
+        memcpy(&r, log + p, sizeof r);
+        p += sizeof r;
+        past = past || r.t_us > cut;
+        if (r.type == FAULT_UNDO_WRITE) {
+            if (p + r.len > loglen)
+                break; /* torn tail */
+            if (ne == cap) {
+                void *n2 = realloc(e, (cap *= 2) * sizeof *e);
+                if (n2 == NULL)
+                    goto out;
+                e = n2;
+            }
+            /* A meta write stays lost until a sync before the cut says so. */
+            e[ne++] = (struct ent){r.off, p, r.len, past || r.off < meta_end};
+            p += r.len;
+        } else if (r.type == FAULT_UNDO_SYNC_OK || r.type == FAULT_UNDO_SYNC_FAIL) {
+            if (!past && r.type == FAULT_UNDO_SYNC_OK)
+                for (size_t i = pending_from; i < ne; i++)
+                    e[i].lost = 0;
+            pending_from = ne;
+        } else {
+            break;
+        }
+    }
+    fd = open(data_file, O_RDWR);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0)
+        goto out;
+    uint64_t size = (uint64_t)sb.st_size;
+    for (size_t i = 0; i < ne; i++)
+        if (e[i].off + e[i].len > size)
+            size = e[i].off + e[i].len;
+    if ((settled = calloc(size, 1)) == NULL)
+        goto out;
+    for (size_t k = ne; k-- > 0;) {
+        const struct ent *u = &e[k];
+        if (!u->lost) {
+            memset(settled + u->off, 1, u->len);
+            continue;
+        }
+        for (uint64_t b = u->off, end = u->off + u->len; b < end;) {
+            if (settled[b]) {
+                b++;
+                continue;
+            }
+            uint64_t run = b;
+            while (b < end && !settled[b])
+                b++;
+            size_t n = (size_t)(b - run);
+            if (pwrite(fd, log + u->pos + (run - u->off), n, (off_t)run) != (ssize_t)n)
+                goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(settled);
+    free(e);
+    return rc;
+}
+
+/* Cut the power at time cut in a copy of the final store (writeback: the
+ * powerloss_writeback outcome, else fault_powerloss_apply's): every Send
  * answered OK before the cut must be in it.  Returns the number missing, or
- * -1 if the cut store does not open. */
-static long check_cut(const char *final, const char *image, const char *undo, uint64_t cut,
+ * -1 if the cut store does not open (a copy of it is kept next to image). */
+static long check_cut(const char *final, const char *image, const char *undo,
+                      const uint8_t *undo_log, size_t undo_len, uint64_t cut, int writeback,
                       const fault_timing *tm, size_t ntm)
 {
     fault_powerloss_stats ps;
     uint8_t *ids = NULL;
     const char *why = NULL;
     assert_int_equal(fault_copy_file(final, image), 0);
-    assert_int_equal(fault_powerloss_apply(image, undo, cut, &ps), 0);
+    if (writeback)
+        assert_int_equal(powerloss_writeback(image, undo_log, undo_len, cut), 0);
+    else
+        assert_int_equal(fault_powerloss_apply(image, undo, cut, &ps), 0);
     long n = fault_relay_log_ids(image, sizeof(fault_msg_id), &ids, &why);
     if (n < 0) {
-        fprintf(stderr, "cut at %llu: store does not open: %s\n", (unsigned long long)cut, why);
+        char keep[400];
+        snprintf(keep, sizeof keep, "%s.notopen.%s.%llu", image, writeback ? "wb" : "lost",
+                 (unsigned long long)cut);
+        (void)fault_copy_file(image, keep);
+        fprintf(stderr, "cut at %llu (%s): store does not open: %s\n", (unsigned long long)cut,
+                writeback ? "data written back, meta not" : "unsynced writes lost", why);
         return -1;
     }
     qsort(ids, (size_t)n, sizeof(fault_msg_id), cmp_id16);
@@ -291,42 +396,44 @@ static void test_transient_sync_failure_never_acks_undurable(void **state)
     assert_true(nsync > 0);
 
     long cuts = 0, bad_cuts = 0, lost_max = 0, open_failures = 0, after_failure_cuts = 0;
-    long bad_random = 0;
+    long bad_random = 0, wb_open_failures = 0, wb_bad_cuts = 0;
     long nrandom = fault_long_mode() ? 200 : 20;
     int per_failure = fault_long_mode() ? 4 : 2;
-    for (long i = 0; i < nsync; i++) {
-        if (ok[i])
-            continue;
-        /* Just before each of the next few successful syncs completes. */
-        int seen = 0;
-        for (long j = i + 1; j < nsync && seen < per_failure; j++) {
-            if (!ok[j])
-                break;
-            seen++;
-            long miss = check_cut(final, image, undo, times[j] - 1, tm, ntm);
-            cuts++;
-            after_failure_cuts++;
-            if (miss < 0)
-                open_failures++;
-            else if (miss > 0) {
-                bad_cuts++;
-                if (miss > lost_max)
-                    lost_max = miss;
-            }
-        }
-    }
+    size_t loglen = 0;
+    uint8_t *log = (uint8_t *)test_read_file(undo, &loglen);
+    assert_non_null(log);
     uint64_t t_first = times[0], t_last = times[nsync - 1];
-    for (long r = 0; r < nrandom && t_last > t_first; r++) {
-        uint64_t cut = t_first + (uint64_t)randombytes_uniform((uint32_t)(t_last - t_first));
-        long miss = check_cut(final, image, undo, cut, tm, ntm);
-        cuts++;
-        if (miss < 0)
-            open_failures++;
-        else if (miss > 0) {
-            bad_cuts++;
-            bad_random++;
+    for (long i = 0, r = 0; i < nsync || r < nrandom; i++) {
+        /* Just before each of the next few successful syncs after a
+         * failure completes, then at random moments. */
+        uint64_t cut_at[8];
+        int ncut = 0, is_random = i >= nsync;
+        if (is_random) {
+            if (t_last <= t_first)
+                break;
+            cut_at[ncut++] =
+                t_first + (uint64_t)randombytes_uniform((uint32_t)(t_last - t_first));
+            r++;
+        } else if (!ok[i]) {
+            for (long j = i + 1; j < nsync && ncut < per_failure && ok[j]; j++)
+                cut_at[ncut++] = times[j] - 1;
+        }
+        for (int c = 0; c < ncut; c++) {
+            long miss = check_cut(final, image, undo, log, loglen, cut_at[c], 0, tm, ntm);
+            long wb_miss = check_cut(final, image, undo, log, loglen, cut_at[c], 1, tm, ntm);
+            cuts++;
+            after_failure_cuts += !is_random;
+            open_failures += miss < 0;
+            wb_open_failures += wb_miss < 0;
+            wb_bad_cuts += wb_miss > 0;
+            if (miss > 0) {
+                bad_cuts++;
+                bad_random += is_random;
+            }
             if (miss > lost_max)
                 lost_max = miss;
+            if (wb_miss > lost_max)
+                lost_max = wb_miss;
         }
     }
     size_t acked = 0;
@@ -335,9 +442,11 @@ static void test_transient_sync_failure_never_acks_undurable(void **state)
     printf("fault_sync transient_eio_cuts: run_ms=%ld injected_sync_failures=%llu syncs=%ld "
            "acked_sends=%zu power_cuts_checked=%ld (after_failure=%ld random=%ld) "
            "cuts_losing_acked=%ld (of them random=%ld) max_lost_at_one_cut=%ld "
-           "cuts_not_opening=%ld\n",
+           "cuts_not_opening=%ld | writeback: cuts_losing_acked=%ld cuts_not_opening=%ld\n",
            run_ms, (unsigned long long)injected, nsync, acked, cuts, after_failure_cuts,
-           cuts - after_failure_cuts, bad_cuts, bad_random, lost_max, open_failures);
+           cuts - after_failure_cuts, bad_cuts, bad_random, lost_max, open_failures,
+           wb_bad_cuts, wb_open_failures);
+    free(log);
     free(times);
     free(ok);
     free(tm);
@@ -346,6 +455,8 @@ static void test_transient_sync_failure_never_acks_undurable(void **state)
     assert_true(acked > 0);
     assert_int_equal(open_failures, 0);
     assert_int_equal(bad_cuts, 0);
+    assert_int_equal(wb_open_failures, 0);
+    assert_int_equal(wb_bad_cuts, 0);
     fault_ctl_unmap(ctl);
     test_rmtree(tmp);
 }

@@ -326,6 +326,19 @@ long fault_relay_log_ids(const char *data_file, size_t id_len, uint8_t **ids, co
         rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     if (rc == 0)
         rc = mdb_dbi_open(txn, "log", 0, &dbi);
+    if (rc == MDB_NOTFOUND) {
+        /* Both meta pages still those of a new environment (txn 0): the
+         * relay was cut before the commit that creates its databases was
+         * durable.  It opens such a store (and creates them); it holds no
+         * messages. */
+        MDB_envinfo info;
+        if (mdb_env_info(env, &info) == 0 && info.me_last_txnid == 0) {
+            *ids = malloc(id_len);
+            n = *ids != NULL ? 0 : -1;
+            *why = "out of memory";
+            goto out;
+        }
+    }
     if (rc == 0)
         rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0) {
