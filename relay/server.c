@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <lmdb.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -220,19 +221,21 @@ void relay_server_on_batch(void *ctx, relay_op *batch)
 {
     relay_server *srv = ctx;
     unsigned failed = 0;
-    int first_error = 0;
+    int first_error = 0, first_rc = 0;
     conn_cork(srv); /* one write per connection for the whole batch */
     while (batch != NULL) {
         relay_op *next = batch->next;
-        if (batch->result != 0 && failed++ == 0)
+        if (batch->result != 0 && failed++ == 0) {
             first_error = batch->result;
+            first_rc = batch->store_rc;
+        }
         finish_op(srv, batch);
         batch = next;
     }
     conn_uncork(srv);
     if (failed > 0) /* one line per batch, not per operation */
         relay_logf(srv->log, RLOG_ERROR, "commit_failed", "ops=%u error=\"%s\" store=\"%s\"",
-                   failed, alcove_strerror(first_error), relay_store_last_error(srv->store));
+                   failed, alcove_strerror(first_error), mdb_strerror(first_rc));
 }
 
 /* --- expiry ----------------------------------------------------------- */

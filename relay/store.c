@@ -117,6 +117,8 @@ static void note_sync_ok(relay_store *st)
     }
 }
 
+int relay_store_last_rc(const relay_store *st) { return st->last_rc; }
+
 const char *relay_store_last_error(const relay_store *st)
 {
     return mdb_strerror(st->last_rc);

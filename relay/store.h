@@ -84,6 +84,9 @@ int relay_store_fit_cap(relay_store *st);
 int relay_store_sync(relay_store *st);
 /* errno-like detail of the last failure (mdb_strerror text), for logs. */
 const char *relay_store_last_error(const relay_store *st);
+/* The raw code behind it (an LMDB or errno value), for the writer to hand
+ * to the loop thread with a failed op; mdb_strerror() turns it into text. */
+int relay_store_last_rc(const relay_store *st);
 
 /* --- loop thread reads ---------------------------------------------------- */
 int relay_store_rbegin(relay_store *st);

@@ -133,6 +133,8 @@ static void deliver(relay_writer *w, relay_op *batch, int rc)
     for (relay_op *op = batch; op != NULL; op = op->next) {
         if (op->result == 0) /* keep per-op refusals (store at its cap) */
             op->result = rc;
+        if (op->result != 0)
+            op->store_rc = relay_store_last_rc(w->st);
         last = op;
     }
     pthread_mutex_lock(&w->mu);

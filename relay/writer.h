@@ -31,6 +31,7 @@ typedef struct relay_op {
     struct relay_op *next;
     relay_op_kind kind;
     int result;          /* set by the writer: 0 or an alcove error */
+    int store_rc;        /* with a failure: the LMDB/errno code behind it */
     /* Loop-thread context, not touched by the writer: */
     relay_mbox *mb;      /* referenced, or NULL */
     struct conn *conn;   /* referenced, or NULL when no reply is due */
