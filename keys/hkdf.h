@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define ALCOVE_HKDF_HASH_BYTES 32u                          /* SHA-256 output */
-#define ALCOVE_HKDF_MAX_OUT (255u * ALCOVE_HKDF_HASH_BYTES) /* 8160 */
+#define ALCOVE_HKDF_MAX_OUT ((size_t)255u * ALCOVE_HKDF_HASH_BYTES) /* 8160 */
 
 /* HMAC-SHA256(key, msg) -> out (32 bytes).
  * Returns 0, or ALCOVE_EINVAL (NULL pointer with a non-zero length). */

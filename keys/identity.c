@@ -8,9 +8,9 @@
 
 _Static_assert(ALCOVE_SIG_PUB_BYTES == crypto_sign_PUBLICKEYBYTES, "sig pub");
 _Static_assert(ALCOVE_SIG_BYTES == crypto_sign_BYTES, "signature");
-_Static_assert(ALCOVE_DH_BYTES == crypto_scalarmult_BYTES &&
-                   ALCOVE_DH_BYTES == crypto_scalarmult_SCALARBYTES,
-               "x25519");
+_Static_assert(ALCOVE_DH_BYTES == crypto_scalarmult_BYTES, "x25519 point");
+_Static_assert(ALCOVE_DH_BYTES == crypto_scalarmult_SCALARBYTES,
+               "x25519 scalar");
 _Static_assert(ALCOVE_STORE_KEY_BYTES ==
                    crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
                "store key");

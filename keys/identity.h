@@ -48,7 +48,7 @@
 /* Defaults: libsodium's INTERACTIVE (2 passes, 64 MiB); alcove_identity_save
  * uses them when both opslimit and memlimit are 0. */
 #define ALCOVE_IDENTITY_OPSLIMIT_DEFAULT 2u
-#define ALCOVE_IDENTITY_MEMLIMIT_DEFAULT (64u * 1024u * 1024u)
+#define ALCOVE_IDENTITY_MEMLIMIT_DEFAULT (64ull * 1024u * 1024u)
 
 /* alcove_identity_save flags. */
 #define ALCOVE_IDENTITY_REPLACE 1 /* overwrite an existing file */

@@ -13,7 +13,7 @@
 #define CHECK_BYTES 4u
 #define CHECK_HASH_BYTES 32u /* BLAKE2b-256, first 4 bytes used */
 /* Decoded code bytes can never exceed 3/4 of the text. */
-#define BYTES_MAX (ALCOVE_INVITE_TEXT_MAX / 4u * 3u)
+#define BYTES_MAX ((size_t)ALCOVE_INVITE_TEXT_MAX / 4u * 3u)
 #define BODY_MAX 4096u
 
 _Static_assert(CHECK_HASH_BYTES >= crypto_generichash_BYTES_MIN, "blake2b");

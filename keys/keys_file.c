@@ -62,9 +62,9 @@ static int tmp_names(const char *path, size_t plen, char **dir_out,
         return ALCOVE_ENOMEM;
     }
     if (slash == NULL)
-        strcpy(dir, ".");
+        memcpy(dir, ".", 2); /* dlen == 1: dir holds 3 bytes */
     else if (dlen == 0)
-        strcpy(dir, "/");
+        memcpy(dir, "/", 2);
     else {
         memcpy(dir, path, dlen);
         dir[dlen] = '\0';

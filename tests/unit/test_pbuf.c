@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "alcove.pb-c.h"
+#include "noise.h"
 #include "pbuf.h"
 
 static void test_budget_for_is_8_len_plus_4096_and_saturates(void **state)
@@ -131,6 +132,79 @@ static void test_amplifying_fetch_result_exhausts_the_budget(void **state)
     free(wire);
 }
 
+/* What a hostile client can put in one transport message to the relay:
+ * Request{id: 1} followed by as many copies of a 2-byte field as fit in
+ * ALCOVE_NOISE_PLAINTEXT_MAX bytes. */
+static size_t request_flood(uint8_t *wire, uint8_t tag)
+{
+    size_t n = 0;
+
+    wire[n++] = 0x08; /* id = 1 */
+    wire[n++] = 0x01;
+    while (n + 2 <= ALCOVE_NOISE_PLAINTEXT_MAX) {
+        wire[n++] = tag;
+        wire[n++] = 0x00;
+    }
+    return n;
+}
+
+/* Refused by the budget, and only by the budget: the same bytes unpack
+ * without one. */
+static void assert_refused_by_budget(const uint8_t *wire, size_t len)
+{
+    Alcove__Wire__Request *got;
+    alcove_pb_budget b;
+
+    alcove_pb_budget_init(&b, alcove_pb_budget_for(len));
+    got = alcove__wire__request__unpack(&b.alloc, len, wire);
+    assert_null(got);
+    assert_int_equal(b.exhausted, 1);
+    assert_int_equal(b.used, 0);
+
+    alcove_pb_budget_init(&b, SIZE_MAX);
+    got = alcove__wire__request__unpack(&b.alloc, len, wire);
+    assert_non_null(got);
+    alcove__wire__request__free_unpacked(got, &b.alloc);
+    assert_int_equal(b.used, 0);
+}
+
+static void test_request_with_thousands_of_empty_ping_submessages_is_refused(void **state)
+{
+    uint8_t *wire = malloc(ALCOVE_NOISE_PLAINTEXT_MAX);
+    size_t len;
+
+    (void)state;
+    assert_non_null(wire);
+    /* ~32,000 empty `ping` submessages (field 10, length 0).  protobuf-c
+     * keeps only the last one, but it records every occurrence while
+     * parsing: over 20 bytes of bookkeeping per 2 bytes of input. */
+    len = request_flood(wire, 0x52);
+    assert_in_range(len, 65000, ALCOVE_NOISE_PLAINTEXT_MAX);
+    assert_refused_by_budget(wire, len);
+    free(wire);
+}
+
+static void test_request_with_thousands_of_unknown_fields_is_refused(void **state)
+{
+    uint8_t *wire = malloc(ALCOVE_NOISE_PLAINTEXT_MAX);
+    alcove_pb_budget b;
+    Alcove__Wire__Request *got;
+    size_t len;
+
+    (void)state;
+    assert_non_null(wire);
+    /* ~32,000 empty unknown fields (field 11, varint 0): protobuf-c keeps
+     * each one, about 30 times the input once unpacked. */
+    len = request_flood(wire, 0x58);
+    assert_refused_by_budget(wire, len);
+    alcove_pb_budget_init(&b, SIZE_MAX);
+    got = alcove__wire__request__unpack(&b.alloc, len, wire);
+    assert_non_null(got);
+    assert_true(b.used > 8 * len);
+    alcove__wire__request__free_unpacked(got, &b.alloc);
+    free(wire);
+}
+
 static void test_exact_budget_succeeds_and_one_byte_less_fails(void **state)
 {
     Alcove__Wire__Request req = ALCOVE__WIRE__REQUEST__INIT;
@@ -170,6 +244,8 @@ int main(void)
         cmocka_unit_test(test_budget_for_is_8_len_plus_4096_and_saturates),
         cmocka_unit_test(test_request_unpacks_within_budget_and_frees_back_to_zero),
         cmocka_unit_test(test_amplifying_fetch_result_exhausts_the_budget),
+        cmocka_unit_test(test_request_with_thousands_of_empty_ping_submessages_is_refused),
+        cmocka_unit_test(test_request_with_thousands_of_unknown_fields_is_refused),
         cmocka_unit_test(test_exact_budget_succeeds_and_one_byte_less_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
