@@ -37,7 +37,7 @@
 #define BK_KEY 32u
 #define BK_MAX (2ull << 30) /* refuse larger files */
 #define BK_OPS_DEFAULT 3u
-#define BK_MEM_DEFAULT (256u * 1024u * 1024u)
+#define BK_MEM_DEFAULT (256ull * 1024u * 1024u)
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -80,7 +80,7 @@ static int backup_passphrase(app *a, const char *file, int confirm, char **out, 
     unsetenv("ALCOVE_PASSPHRASE");
     snprintf(saved, sizeof saved, "%s", a->passphrase_file);
     snprintf(a->passphrase_file, sizeof a->passphrase_file, "%s", file ? file : "");
-    rc = app_passphrase(a, confirm ? "Backup passphrase: " : "Backup passphrase: ", confirm, out,
+    rc = app_passphrase(a, confirm ? "New backup passphrase: " : "Backup passphrase: ", confirm, out,
                         len);
     snprintf(a->passphrase_file, sizeof a->passphrase_file, "%s", saved);
     if (keep != NULL) {

@@ -1,4 +1,5 @@
 /* alcove fetch / alcove listen: mailboxes -> local store -> ack. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -505,8 +506,11 @@ int cmd_listen(app *a, int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'i' && atoi(optarg) > 0)
-            idle_exit = (unsigned)atoi(optarg);
+        char *end = NULL;
+        errno = 0;
+        unsigned long v = c == 'i' ? strtoul(optarg, &end, 10) : 0;
+        if (c == 'i' && errno == 0 && end != optarg && *end == '\0' && v > 0 && v <= 86400)
+            idle_exit = (unsigned)v;
         else
             return usage_error("unknown option or bad value: %s", argv[optind - 1]);
     }

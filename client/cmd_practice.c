@@ -131,7 +131,7 @@ void score_chart(FILE *out, const score_row *v, size_t n)
             seen |= strcmp(v[k].instrument, v[i].instrument) == 0;
         if (seen)
             continue;
-        const score_row *pts[SCHART_MAX];
+        const score_row *pts[SCHART_MAX] = {0};
         size_t np = 0, total = 0;
         uint64_t top = v[i].sc.max_total ? v[i].sc.max_total : 1;
         for (size_t k = i; k < n; k++)
@@ -462,7 +462,6 @@ int cmd_answer(app *a, int argc, char **argv)
     if (values != NULL) {
         if ((rc = parse_values(values, q, vals)) != 0)
             goto out;
-        rc = EXIT_FAIL;
     } else if (ask_values(q, vals) != 0) {
         goto out;
     }

@@ -76,7 +76,11 @@ static int call(net *n, Alcove__Wire__Request *req, Alcove__Wire__RelayMessage *
         app_error("lost the connection to the relay: %s", alcove_strerror(rc));
         return rc;
     }
+    /* A hostile relay may send any number: never let it pass for one of
+     * our negative error codes or an unknown status. */
     int st = (int)m->reply->status;
+    if (st < 0 || st > ALCOVE__WIRE__STATUS__INTERNAL)
+        st = ALCOVE__WIRE__STATUS__INTERNAL;
     if (keep != NULL && st == 0)
         *keep = m;
     else

@@ -17,6 +17,7 @@
 #define REKEY_LIFETIME_MS (30ull * 24u * 3600u * 1000u)
 #define SEAL_PK crypto_box_PUBLICKEYBYTES
 
+/* NOLINTNEXTLINE(misc-redundant-expression): libsodium defines it as this sum */
 _Static_assert(crypto_box_SEALBYTES == 32u + crypto_box_MACBYTES, "sealed box layout");
 
 /* crypto_box_seal_open with the identity's X25519 key, which identity.h

@@ -16,7 +16,7 @@ typedef struct wreq {
 } wreq;
 
 /* Coalesced output is flushed early past this size. */
-#define CORK_MAX (256u * 1024u)
+#define CORK_MAX ((size_t)256u * 1024u)
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int flush_cork(conn *c);

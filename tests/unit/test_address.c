@@ -311,9 +311,22 @@ static void test_base64url_matches_rfc4648_and_is_canonical(void **state)
     }
 }
 
+/* libsodium 1.0.18 decodes any byte >= 0x80 as '_' (found by fuzzing):
+ * a code with 'é' where '_' belongs must be refused, not read as genuine. */
+static void test_base64url_refuses_high_bit_bytes(void **state)
+{
+    uint8_t dec[16];
+    size_t n = 99;
+    (void)state;
+    assert_int_equal(alcove_b64url_decode("AAEC\xc3\xa9", 6, dec, sizeof dec, &n), ALCOVE_EINVAL);
+    assert_int_equal(alcove_b64url_decode("AA_\x80", 4, dec, sizeof dec, &n), ALCOVE_EINVAL);
+    assert_int_equal(alcove_b64url_decode("AA__", 4, dec, sizeof dec, &n), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_base64url_refuses_high_bit_bytes),
         cmocka_unit_test(test_valid_addresses_round_trip),
         cmocka_unit_test(test_longest_host_fits_str_max),
         cmocka_unit_test(test_bad_addresses_are_rejected_with_a_reason),
