@@ -39,6 +39,12 @@ int cmd_backup(app *a, int argc, char **argv);
 int cmd_restore(app *a, int argc, char **argv);
 int cmd_reinvite(app *a, int argc, char **argv);
 
+/* Parse argv (argv[0] is the command) against opts; flags[i] is set for
+ * opts[i] (no option takes a value).  Leaves the positional arguments in
+ * argv[optind..argc).  Returns 0 or the usage error's exit code. */
+struct option;
+int parse_flags(int argc, char **argv, const struct option *opts, int *flags);
+
 /* The command currently running (for usage errors). */
 const command *current_command(void);
 /* Print `alcove: error: MSG` and the command's usage line; returns 2. */

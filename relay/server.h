@@ -102,6 +102,9 @@ typedef struct relay_server {
 int relay_server_run(const relay_config *cfg, relay_log *log, FILE *out,
                      const relay_reload *reload);
 
+/* One expiry pass: TTL trims and idle-mailbox deletes (expiry.c). */
+void relay_expiry_run(relay_server *srv);
+
 /* Called by the writer callback for each finished batch (server.c). */
 void relay_server_on_batch(void *ctx, relay_op *batch);
 
