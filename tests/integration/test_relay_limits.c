@@ -18,34 +18,14 @@
 #include "relayproc.h"
 #include "wire.h"
 
-typedef struct fixture {
-    char tmp[256];
-    relayproc rp;
-} fixture;
+typedef relay_fixture fixture;
 
 static int start_with(void **state, const char *const *extra)
 {
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    test_mkdtemp(f->tmp, sizeof f->tmp);
-    relayproc_init_dir(&f->rp, f->tmp);
-    assert_int_equal(relayproc_start(&f->rp, extra), 0);
-    *state = f;
-    return 0;
+    return relay_fixture_start(state, extra);
 }
 
-static int teardown(void **state)
-{
-    fixture *f = *state;
-    if (f->rp.pid > 0) {
-        int st = relayproc_stop(&f->rp, SIGTERM, 10000);
-        assert_true(WIFEXITED(st));
-        assert_int_equal(WEXITSTATUS(st), 0);
-    }
-    test_rmtree(f->tmp);
-    free(f);
-    return 0;
-}
+static int teardown(void **state) { return relay_fixture_teardown(state); }
 
 static int setup_big(void **state)
 {

@@ -1,6 +1,12 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "relayproc.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -247,4 +253,28 @@ char *test_read_file(const char *path, size_t *len)
             *len = n;
     }
     return buf;
+}
+
+int relay_fixture_start(void **state, const char *const *extra)
+{
+    relay_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    test_mkdtemp(f->tmp, sizeof f->tmp);
+    relayproc_init_dir(&f->rp, f->tmp);
+    assert_int_equal(relayproc_start(&f->rp, extra), 0);
+    *state = f;
+    return 0;
+}
+
+int relay_fixture_teardown(void **state)
+{
+    relay_fixture *f = *state;
+    if (f->rp.pid > 0) {
+        int st = relayproc_stop(&f->rp, SIGTERM, 10000);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    test_rmtree(f->tmp);
+    free(f);
+    return 0;
 }

@@ -49,6 +49,18 @@ void test_sleep_ms(unsigned ms);
  * discarding anything it sends.  Returns 1 if closed within timeout_ms. */
 int test_wait_closed(int fd, int timeout_ms);
 
+/* A cmocka fixture: a fresh relay in its own temp directory.  Use
+ * relay_fixture_start(state, extra) in a setup function (extra: flags for
+ * `run`, NULL-terminated, or NULL) and relay_fixture_teardown as the
+ * teardown: it stops the relay with SIGTERM (which must exit 0) and removes
+ * the directory. */
+typedef struct relay_fixture {
+    char tmp[256];
+    relayproc rp;
+} relay_fixture;
+int relay_fixture_start(void **state, const char *const *extra);
+int relay_fixture_teardown(void **state);
+
 /* Resident set size of a process in KiB (from /proc), or -1. */
 long test_rss_kib(pid_t pid);
 
