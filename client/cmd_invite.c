@@ -417,19 +417,8 @@ int cmd_accept(app *a, int argc, char **argv)
     cc.notice = inv->notice;
     cc.has_created_at = 1;
     cc.created_at = a->now();
-    Alcove__Local__Message m = ALCOVE__LOCAL__MESSAGE__INIT;
-    m.has_msg_id = 1;
-    m.msg_id = ct.msg_id;
-    m.has_outgoing = m.outgoing = 1;
-    m.has_sent_at = 1;
-    m.sent_at = ct.sent_at;
-    m.has_content = 1;
-    m.content = (ProtobufCBinaryData){clen, content};
-    m.has_read = m.read = 1;
-    m.has_status = 1;
-    m.status = ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED;
-    m.has_envelope = 1;
-    m.envelope = (ProtobufCBinaryData){blen, blob};
+    Alcove__Local__Message m;
+    outbox_queued_record(&m, &ct, content, clen, blob, blen);
     if ((e = cstore_begin(a->store, 1, &t)) != 0 || (e = session_save(t, cid, session)) != 0 ||
         (e = message_append(t, &cc, &m, key)) != 0 ||
         (e = audit_append(t, a->now(), AUDIT_CONTACT_ADDED, cid)) != 0 ||

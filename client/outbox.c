@@ -106,6 +106,24 @@ int outbox_restore_blocked(cstore_txn *t, const Alcove__Local__Contact *c)
     return same;
 }
 
+void outbox_queued_record(Alcove__Local__Message *m, const Alcove__E2e__Content *ct,
+                          uint8_t *content, size_t clen, uint8_t *blob, size_t blen)
+{
+    alcove__local__message__init(m);
+    m->has_msg_id = 1;
+    m->msg_id = ct->msg_id;
+    m->has_outgoing = m->outgoing = 1;
+    m->has_sent_at = 1;
+    m->sent_at = ct->sent_at;
+    m->has_content = 1;
+    m->content = (ProtobufCBinaryData){clen, content};
+    m->has_read = m->read = 1; /* one's own message is never unread */
+    m->has_status = 1;
+    m->status = ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED;
+    m->has_envelope = 1;
+    m->envelope = (ProtobufCBinaryData){blen, blob};
+}
+
 int outbox_send(app *a, netpool *np, const char *label, Alcove__E2e__Content *ct,
                 const char *what)
 {
@@ -244,21 +262,8 @@ int outbox_send_to(app *a, netpool *np, const uint8_t cid_in[16], Alcove__E2e__C
         app_hint("send it in shorter parts");
         goto out; /* the transaction aborts: the ratchet did not move */
     }
-    Alcove__Local__Message m = ALCOVE__LOCAL__MESSAGE__INIT;
-    m.has_msg_id = 1;
-    m.msg_id = ct->msg_id;
-    m.has_outgoing = m.outgoing = 1;
-    m.has_sent_at = 1;
-    m.sent_at = ct->sent_at;
-    m.has_content = 1;
-    m.content.data = content;
-    m.content.len = clen;
-    m.has_read = m.read = 1;
-    m.has_status = 1;
-    m.status = ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED;
-    m.has_envelope = 1;
-    m.envelope.data = blob;
-    m.envelope.len = blen;
+    Alcove__Local__Message m;
+    outbox_queued_record(&m, ct, content, clen, blob, blen);
     if (o != NULL && o->n_bands > 0) {
         m.n_bands = o->n_bands;
         m.bands = o->bands;

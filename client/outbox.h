@@ -47,6 +47,12 @@ int outbox_receipts_wanted(const Alcove__Local__Contact *c, int read);
  * judged from its stored session; 0 otherwise. */
 int outbox_restore_blocked(cstore_txn *t, const Alcove__Local__Contact *c);
 
+/* Fill *m as an outgoing, QUEUED message for Content ct (its msg_id and
+ * sent_at), packed as content[0..clen) and sealed as blob[0..blen).  The
+ * record points into those buffers; nothing is copied. */
+void outbox_queued_record(Alcove__Local__Message *m, const Alcove__E2e__Content *ct,
+                          uint8_t *content, size_t clen, uint8_t *blob, size_t blen);
+
 /* Deliver every QUEUED message of every contact, oldest first.  Returns the
  * number still queued, or a negative alcove error for a store failure. */
 int outbox_flush(app *a, netpool *np);

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "invite.h"
 #include "net.h"
+#include "outbox.h"
 #include "render.h"
 
 #define REKEY_LIFETIME_MS (30ull * 24u * 3600u * 1000u)
@@ -185,19 +186,8 @@ static int take_offer(app *a, cstore_txn *t, Alcove__Local__Contact *c,
     ob.send_secret = (ProtobufCBinaryData){32, inv->send_secret};
     c->outbox = &ob;
     clear_pending(c);
-    Alcove__Local__Message m = ALCOVE__LOCAL__MESSAGE__INIT;
-    m.has_msg_id = 1;
-    m.msg_id = ct.msg_id;
-    m.has_outgoing = m.outgoing = 1;
-    m.has_sent_at = 1;
-    m.sent_at = ct.sent_at;
-    m.has_content = 1;
-    m.content = (ProtobufCBinaryData){clen, content};
-    m.has_read = m.read = 1;
-    m.has_status = 1;
-    m.status = ALCOVE__LOCAL__MESSAGE__STATUS__QUEUED;
-    m.has_envelope = 1;
-    m.envelope = (ProtobufCBinaryData){blen, blob};
+    Alcove__Local__Message m;
+    outbox_queued_record(&m, &ct, content, clen, blob, blen);
     rc = session_save(t, c->id.data, session);
     if (rc == 0)
         rc = message_append(t, c, &m, NULL);
