@@ -9,6 +9,7 @@
 #include "address.h"
 #include "config_table.h"
 #include "err.h"
+#include "journal.h"
 #include "log.h"
 
 #define F(n, t, field, g, sec, rl, h)                                                         \
@@ -47,6 +48,8 @@ const relay_flag relay_flags[] = {
     F("max-store", T_SIZE, max_store_bytes, R, "storage", 0, "cap on the store's size (0: grow as needed)"),
     F("batch-ops", T_U32, batch_max_ops, R, "storage", 0, "operations per group commit at most"),
     F("batch-bytes", T_SIZE, batch_max_bytes, R, "storage", 0, "blob bytes per group commit at most"),
+    F("journal-size", T_SIZE, journal_bytes, R, "storage", 0,
+      "size of the write-ahead journal, fixed when it is created (at least 1M)"),
     F("admin-listen", T_STR, admin_listen, R, "admin", 0,
       "HOST:PORT for the /metrics listener (empty: off; loopback unless admin-allow-remote)"),
     F("admin-allow-remote", T_BOOL, admin_allow_remote, R, "admin", 0,
@@ -82,6 +85,7 @@ void relay_config_defaults(relay_config *c)
     c->max_store_bytes = 0;
     c->batch_max_ops = 4096;
     c->batch_max_bytes = 32ull << 20;
+    c->journal_bytes = RELAY_JOURNAL_DEFAULT_BYTES;
     c->expiry_interval_ms = 60000;
 }
 
@@ -344,6 +348,11 @@ int relay_config_validate(relay_config *c, FILE *err)
                          "admin-allow-remote = yes to serve them beyond this machine\n");
             return ALCOVE_EINVAL;
         }
+    }
+    if (c->journal_bytes < RELAY_JOURNAL_MIN_BYTES) {
+        fprintf(err, "alcove-relay: error: %s must be at least 1M\n",
+                origin_of(c, "journal-size", w, sizeof w));
+        return ALCOVE_EINVAL;
     }
     if (c->batch_max_bytes < RELAY_BLOB_CAP)
         c->batch_max_bytes = RELAY_BLOB_CAP;

@@ -48,6 +48,7 @@ typedef struct relay_config {
     uint64_t max_store_bytes;      /* LMDB map cap; 0: no cap */
     uint32_t batch_max_ops;
     uint64_t batch_max_bytes;
+    uint64_t journal_bytes;
     uint64_t expiry_interval_ms;   /* how often TTL and idle expiry run */
 
     /* Where each setting came from, by table index: 0 default, -1 a flag,

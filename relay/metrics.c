@@ -145,7 +145,20 @@ char *relay_metrics_render(relay_server *srv, size_t *len)
     relay_writer_stats ws = relay_writer_get_stats(srv->writer);
     hist(&b, "alcove_commit_batch_ops", "Operations per group commit.", &ws.batch_ops, 0, 12, 1.0);
     hist(&b, "alcove_commit_duration_seconds",
-         "Time of one group commit: apply, commit and its data fsync.", &ws.commit_us, 6, 22, 1e6);
+         "Time of one group commit: apply, journal write and fdatasync, commit.", &ws.commit_us,
+         6, 22, 1e6);
+    one(&b, "alcove_journal_written_bytes_total", "counter",
+        "Bytes of batch records written to the journal.", ws.journal_bytes);
+    hist(&b, "alcove_checkpoint_duration_seconds",
+         "Time of one checkpoint: data.mdb fdatasync and the journal slot.", &ws.checkpoint_us, 6,
+         22, 1e6);
+    one(&b, "alcove_checkpoint_failures_total", "counter",
+        "Checkpoints that failed (a data.mdb sync or the journal slot write).",
+        ws.checkpoint_failures);
+    one(&b, "alcove_checkpoint_broken", "gauge",
+        "1 after a failed data.mdb sync: no checkpoint until restart; writes fail once the "
+        "journal is full.",
+        (uint64_t)ws.checkpoint_broken);
     one(&b, "alcove_commit_failures_total", "counter",
         "Group commits that failed (fsync or other storage error, or the store cap reached).",
         ws.failed_batches);

@@ -236,6 +236,21 @@ void relay_server_on_batch(void *ctx, relay_op *batch)
     if (failed > 0) /* one line per batch, not per operation */
         relay_logf(srv->log, RLOG_ERROR, "commit_failed", "ops=%u error=\"%s\" store=\"%s\"",
                    failed, alcove_strerror(first_error), mdb_strerror(first_rc));
+    relay_server_check_writer(srv);
+}
+
+void relay_server_check_writer(relay_server *srv)
+{
+    if (srv->writer == NULL || srv->checkpoint_broken_logged)
+        return;
+    relay_writer_stats ws = relay_writer_get_stats(srv->writer);
+    if (!ws.checkpoint_broken)
+        return;
+    srv->checkpoint_broken_logged = 1;
+    relay_logf(srv->log, RLOG_ERROR, "checkpoint_failed",
+               "hint=\"syncing store/data.mdb failed; acknowledged writes are safe in the "
+               "journal, which is not checkpointed again until a restart (writes fail once it "
+               "is full): fix the disk, then restart the relay\"");
 }
 
 static void on_expiry(uv_timer_t *t) { relay_expiry_run(t->data); }
@@ -259,6 +274,7 @@ static void on_sweep(uv_timer_t *t)
 {
     relay_server *srv = t->data;
     uint64_t now = uv_now(srv->loop);
+    relay_server_check_writer(srv);
     for (conn *c = srv->conns, *next; c != NULL; c = next) {
         next = c->next;
         if (now < c->deadline)
@@ -431,6 +447,56 @@ static char *render_metrics(void *ctx, size_t *len)
     return relay_metrics_render(ctx, len);
 }
 
+/* Open the journal and the store, in the order recovery needs: the meta
+ * pages saved by the journal's last checkpoint go back into data.mdb before
+ * LMDB opens it, then the journal is replayed on top (relay/writer.h).  A
+ * store without a journal (new, or from before the journal existed) gets one
+ * after a full sync. */
+static int open_storage(relay_server *srv, const char *storedir, const relay_config *cfg)
+{
+    const char *why = NULL;
+    int rc = relay_journal_open(&srv->journal, storedir, &why);
+    if (rc == 0) {
+        uint32_t psize;
+        const uint8_t *metas = relay_journal_metas(srv->journal, &psize);
+        rc = relay_store_restore_metas(storedir, metas, psize, &why);
+    } else if (rc == ALCOVE_ENOTFOUND) {
+        rc = 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "alcove-relay: error: cannot open the journal in %s: %s\n", storedir,
+                why);
+        return -1;
+    }
+    if (relay_store_open(&srv->store, storedir, cfg->max_store_bytes, &why) != 0) {
+        fprintf(stderr, "alcove-relay: error: cannot open the store in %s: %s\n", storedir, why);
+        return -1;
+    }
+    if (srv->journal == NULL) {
+        rc = relay_writer_create_journal(srv->store, storedir, cfg->journal_bytes,
+                                         &srv->journal, &why);
+        if (rc != 0) {
+            fprintf(stderr, "alcove-relay: error: cannot create the journal in %s: %s\n",
+                    storedir, why);
+            return -1;
+        }
+        relay_logf(srv->log, RLOG_INFO, "journal_created", "bytes=%llu",
+                   (unsigned long long)relay_journal_size(srv->journal));
+        return 0;
+    }
+    uint64_t batches = 0, ops = 0;
+    rc = relay_writer_recover(srv->store, srv->journal, &batches, &ops);
+    if (rc != 0) {
+        fprintf(stderr, "alcove-relay: error: cannot replay the journal in %s: %s (%s)\n",
+                storedir, alcove_strerror(rc), relay_store_last_error(srv->store));
+        return -1;
+    }
+    if (batches > 0)
+        relay_logf(srv->log, RLOG_INFO, "journal_replayed", "batches=%llu ops=%llu",
+                   (unsigned long long)batches, (unsigned long long)ops);
+    return 0;
+}
+
 int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out,
                      const relay_reload *reload_in)
 {
@@ -439,7 +505,6 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out,
     uv_loop_t loop;
     int rc, loop_ok = 0, listening = 0, lock_fd = -1;
     char storedir[PATH_MAX + 8];
-    const char *why = NULL;
     uint64_t nmsgs = 0;
 
     if (srv == NULL)
@@ -469,10 +534,8 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out,
         fprintf(stderr, "alcove-relay: error: cannot create %s: %s\n", storedir, strerror(errno));
         goto out;
     }
-    if (relay_store_open(&srv->store, storedir, cfg.max_store_bytes, &why) != 0) {
-        fprintf(stderr, "alcove-relay: error: cannot open the store in %s: %s\n", storedir, why);
+    if (open_storage(srv, storedir, &cfg) != 0)
         goto out;
-    }
     if ((srv->index = relay_index_new()) == NULL)
         goto out;
     if ((rc = relay_store_load(srv->store, srv->index, &srv->next_gseq, &nmsgs)) != 0) {
@@ -501,7 +564,7 @@ int relay_server_run(const relay_config *cfg_in, relay_log *log, FILE *out,
             goto out;
         relay_logf(log, RLOG_INFO, "admin_listening", "port=%u", aport);
     }
-    if (relay_writer_start(&srv->writer, &loop, srv->store, cfg.batch_max_ops,
+    if (relay_writer_start(&srv->writer, &loop, srv->store, srv->journal, cfg.batch_max_ops,
                            cfg.batch_max_bytes, relay_server_on_batch, srv) != 0) {
         fprintf(stderr, "alcove-relay: error: cannot start the writer thread\n");
         goto out;
@@ -549,6 +612,7 @@ out:
     }
     relay_writer_free(srv->writer);
     relay_index_free(srv->index);
+    relay_journal_close(srv->journal);
     relay_store_close(srv->store);
     if (lock_fd >= 0)
         close(lock_fd);

@@ -61,6 +61,8 @@ typedef struct relay_server {
     relay_clock_fn now;
     void *now_ctx;
     relay_store *store;
+    relay_journal *journal;
+    int checkpoint_broken_logged;
     relay_index *index;
     relay_writer *writer;
     uint8_t *static_sk; /* sodium_malloc'd, not owned */
@@ -107,6 +109,8 @@ void relay_expiry_run(relay_server *srv);
 
 /* Called by the writer callback for each finished batch (server.c). */
 void relay_server_on_batch(void *ctx, relay_op *batch);
+/* Log once when the writer's checkpoints broke (relay/writer.h). */
+void relay_server_check_writer(relay_server *srv);
 
 /* SIGHUP (reload.c): reopen the log, rebuild the settings through
  * srv->reload and apply the reloadable ones; a bad config is refused with an

@@ -1,11 +1,16 @@
+#define _GNU_SOURCE /* sync_file_range */
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 
@@ -22,10 +27,9 @@ struct relay_store {
     uint64_t map_size;
     uint64_t max_map;
     int last_rc;
-    /* Writer thread only; see "After a failed sync" below. */
-    MDB_txn *pin;        /* read txn holding back page reuse, or NULL */
-    int suspect;         /* a sync failed: newest meta pages may not be on disk */
-    int meta_after_fail; /* a commit wrote its meta page since that failure */
+    /* Writer thread only; see "Checkpoint pins" below. */
+    MDB_txn *pin;      /* read txn on the last checkpoint's snapshot, or NULL */
+    MDB_txn *pin_prev; /* the one before, while a new checkpoint is written */
 };
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -65,56 +69,46 @@ static int file_truncated(MDB_env *env, const MDB_envinfo *info)
     return (uint64_t)sb.st_size < ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize;
 }
 
-/* After a failed sync.
+/* Checkpoint pins.
  *
- * LMDB (0.9.x) lets write txn T reuse pages freed by txns <= T-2
- * (mdb_find_oldest: T-1, or the oldest live reader), so it damages
- * snapshots <= T-3; with MDB_NOMETASYNC that is safe because meta T-2 was
- * made durable by T-1's data sync.  A failed fsync breaks that: Linux may
- * drop the dirty pages of the failed writeback and report the next fsync
- * clean, so a meta page written before the failure (the newest commit's,
- * M) may never reach the disk, yet LMDB keeps using it from the page
- * cache.  The durable state is then only M-1, and after one more commit
- * (M+1, whose meta goes into M-1's slot) commit M+2 reuses the pages
- * freed by M: pages of M-1, the only snapshot on disk.  A power cut before
- * meta M+1 is synced then finds M-1 with overwritten pages
- * (MDB_PAGE_NOTFOUND or worse).
- *
- * So after any failed sync (or failed commit) the writer holds a read
- * transaction on the newest snapshot M; LMDB then reuses only pages freed
- * by txns <= M-1, which belong to no snapshot >= M-1.  It is released once
- * a meta page written after the failure has been covered by a successful
- * sync with no failure in between (the usual invariant holds again).  No
- * extra I/O; while held, commits grow the file instead of reusing a few
- * pages.  The pin never reads the map, so changing the map size while it
- * is held is harmless (mdb_env_set_mapsize refuses only during a write
- * txn; the loop thread's cached read txn is still dropped as before). */
-static int pin_take(relay_store *st)
+ * Commits run with MDB_NOSYNC: durability comes from the journal, and
+ * data.mdb is synced only at checkpoints (relay/writer.c).  After a power
+ * cut the relay writes the meta pages saved with the last checkpoint back
+ * into data.mdb, so LMDB opens that checkpoint's snapshot, and replays the
+ * journal on top.  For that, no page of the checkpoint's snapshot may be
+ * overwritten until a newer checkpoint is durable.  LMDB (0.9.x) lets write
+ * txn T reuse pages freed by txns older than the oldest live reader (or
+ * T-1 without readers); a read transaction on the checkpoint's snapshot
+ * therefore keeps every one of its pages in place.  The pin never reads the
+ * map, so changing the map size while it is held is harmless
+ * (mdb_env_set_mapsize refuses only during a write txn; the loop thread's
+ * cached read txn is still dropped as before).  While held, commits grow the
+ * file by what they rewrite between two checkpoints instead of reusing
+ * those pages. */
+int relay_store_pin_push(relay_store *st)
 {
-    if (!st->suspect || st->pin != NULL)
-        return 0;
-    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->pin);
+    MDB_txn *t = NULL;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t);
     if (rc != 0)
-        st->pin = NULL;
-    return rc;
+        return map_err(st, rc);
+    if (st->pin_prev != NULL)
+        mdb_txn_abort(st->pin_prev);
+    st->pin_prev = st->pin;
+    st->pin = t;
+    return 0;
 }
 
-static void note_sync_failed(relay_store *st)
+void relay_store_pin_settle(relay_store *st, int keep_new)
 {
-    st->suspect = 1;
-    st->meta_after_fail = 0;
-    (void)pin_take(st); /* if this fails, relay_store_wbegin retries */
-}
-
-/* A sync succeeded: it covered the meta page written before it. */
-static void note_sync_ok(relay_store *st)
-{
-    if (st->suspect && st->meta_after_fail) {
-        st->suspect = 0;
+    if (keep_new) {
+        if (st->pin_prev != NULL)
+            mdb_txn_abort(st->pin_prev);
+    } else {
         if (st->pin != NULL)
             mdb_txn_abort(st->pin);
-        st->pin = NULL;
+        st->pin = st->pin_prev;
     }
+    st->pin_prev = NULL;
 }
 
 int relay_store_last_rc(const relay_store *st) { return st->last_rc; }
@@ -145,10 +139,10 @@ int relay_store_open(relay_store **out, const char *dir, uint64_t max_map_bytes,
         (rc = mdb_env_set_maxdbs(st->env, 4)) != 0 ||
         (rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size)) != 0 ||
         /* Readers stay on the loop thread, the writer on its own.
-         * MDB_NOMETASYNC: a commit syncs its data pages but not its meta
-         * page; the writer treats a batch as durable only after the next
-         * commit's data sync (same file) or an explicit relay_store_sync. */
-        (rc = mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600)) != 0)
+         * MDB_NOSYNC: commits only write; a batch is durable once its
+         * journal record is, and data.mdb is synced at checkpoints, whose
+         * snapshots are pinned (see "Checkpoint pins"). */
+        (rc = mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600)) != 0)
         goto fail;
     MDB_envinfo info;
     if ((rc = mdb_env_info(st->env, &info)) != 0)
@@ -208,6 +202,8 @@ void relay_store_close(relay_store *st)
         mdb_txn_abort(st->rtxn);
     if (st->pin != NULL)
         mdb_txn_abort(st->pin);
+    if (st->pin_prev != NULL)
+        mdb_txn_abort(st->pin_prev);
     if (st->env != NULL)
         mdb_env_close(st->env);
     pthread_rwlock_destroy(&st->resize);
@@ -323,11 +319,6 @@ out:
 
 int relay_store_wbegin(relay_store *st)
 {
-    /* No write transaction since the failure: the pin still gets the
-     * snapshot that was newest then. */
-    int rc = pin_take(st);
-    if (rc != 0)
-        return map_err(st, rc);
     return map_err(st, mdb_txn_begin(st->env, NULL, 0, &st->wtxn));
 }
 
@@ -385,27 +376,41 @@ int relay_store_del_log(relay_store *st, uint64_t gseq)
 
 int relay_store_wcommit(relay_store *st)
 {
-    size_t id = mdb_txn_id(st->wtxn);
     int rc = mdb_txn_commit(st->wtxn);
     st->wtxn = NULL;
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
-        return map_err(st, rc); /* no sync was attempted */
-    if (rc != 0) {
-        note_sync_failed(st);
-        return map_err(st, rc);
+    return map_err(st, rc);
+}
+
+int relay_store_tick(relay_store *st)
+{
+    static char key[] = "tick";
+    for (int grown = 0;; grown = 1) {
+        int rc = relay_store_wbegin(st);
+        if (rc != 0)
+            return rc;
+        MDB_val k = {4, key}, v;
+        uint8_t b[8] = {0};
+        if ((rc = mdb_get(st->wtxn, st->meta, &k, &v)) == 0 && v.mv_size == 8)
+            memcpy(b, v.mv_data, 8);
+        for (int i = 7; i >= 0 && ++b[i] == 0; i--)
+            ;
+        v.mv_size = 8;
+        v.mv_data = b;
+        rc = mdb_put(st->wtxn, st->meta, &k, &v, 0);
+        if (rc == 0)
+            return relay_store_wcommit(st);
+        relay_store_wabort(st);
+        rc = map_err(st, rc);
+        if (rc != ALCOVE_ELIMIT || grown || (rc = relay_store_grow(st, 1)) != 0)
+            return rc;
     }
-    MDB_envinfo info;
-    if ((rc = mdb_env_info(st->env, &info)) != 0)
-        return map_err(st, rc);
-    if (info.me_last_txnid != id) {
-        /* A transaction that changed nothing commits without a sync and
-         * without a meta page; callers count on a successful commit having
-         * synced everything committed before it. */
-        return relay_store_sync(st);
-    }
-    note_sync_ok(st);        /* its data sync covered the previous meta */
-    st->meta_after_fail = 1; /* its own meta page is written, not synced */
-    return 0;
+}
+
+void relay_store_writeback(relay_store *st)
+{
+    mdb_filehandle_t fd;
+    if (mdb_env_get_fd(st->env, &fd) == 0)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 void relay_store_wabort(relay_store *st)
@@ -463,12 +468,86 @@ int relay_store_fit_cap(relay_store *st)
 
 int relay_store_sync(relay_store *st)
 {
-    int rc = mdb_env_sync(st->env, 1);
-    if (rc == 0)
-        note_sync_ok(st);
-    else
-        note_sync_failed(st);
-    return map_err(st, rc);
+    return map_err(st, mdb_env_sync(st->env, 1));
+}
+
+uint32_t relay_store_page_size(relay_store *st)
+{
+    MDB_stat ms;
+    return mdb_env_stat(st->env, &ms) == 0 ? ms.ms_psize : 0;
+}
+
+static int read_all_at(int fd, uint8_t *buf, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t r = pread(fd, buf, len, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        buf += r;
+        len -= (size_t)r;
+        off += r;
+    }
+    return 0;
+}
+
+int relay_store_read_metas(relay_store *st, uint8_t *buf, uint32_t psize)
+{
+    mdb_filehandle_t fd;
+    int rc = mdb_env_get_fd(st->env, &fd);
+    if (rc != 0)
+        return map_err(st, rc);
+    if (read_all_at(fd, buf, 2u * (size_t)psize, 0) != 0)
+        return map_err(st, errno ? errno : EIO);
+    return 0;
+}
+
+int relay_store_restore_metas(const char *dir, const uint8_t *metas, uint32_t psize,
+                              const char **why)
+{
+    char path[PATH_MAX];
+    size_t n = 2u * (size_t)psize;
+    if ((size_t)snprintf(path, sizeof path, "%s/data.mdb", dir) >= sizeof path) {
+        *why = "path too long";
+        return ALCOVE_EINVAL;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        *why = errno == ENOENT ? "store/data.mdb is missing but store/journal exists"
+                               : "cannot open store/data.mdb";
+        return errno == ENOENT ? ALCOVE_ECORRUPT : ALCOVE_ESTORE;
+    }
+    uint8_t *cur = malloc(n);
+    int rc = ALCOVE_ENOMEM;
+    *why = "out of memory";
+    if (cur == NULL)
+        goto out;
+    rc = ALCOVE_ESTORE;
+    *why = "cannot read store/data.mdb";
+    if (read_all_at(fd, cur, n, 0) != 0)
+        goto out;
+    if (memcmp(cur, metas, n) != 0) {
+        /* Unsynced commits after the checkpoint: undo them (the journal
+         * holds every acknowledged one and is replayed next). */
+        *why = "cannot restore the checkpoint's meta pages in store/data.mdb";
+        size_t done = 0;
+        while (done < n) {
+            ssize_t w = pwrite(fd, metas + done, n - done, (off_t)done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                goto out;
+            done += (size_t)w;
+        }
+        if (fdatasync(fd) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(cur);
+    close(fd);
+    return rc;
 }
 
 int relay_store_rbegin(relay_store *st)

@@ -60,16 +60,18 @@ int relay_store_append(relay_store *st, uint64_t gseq, const uint8_t recv_id[16]
                        size_t len);
 /* Deleting an absent key is not an error. */
 int relay_store_del_log(relay_store *st, uint64_t gseq);
-/* Commit.  The environment runs with MDB_NOMETASYNC: after a successful
- * commit the data is synced but the new meta page may not be; it becomes
- * durable with the next commit (whose data sync covers the whole file) or
- * with relay_store_sync.  Only then may the commit be reported durable.
- * A successful commit always includes that sync (one that changed nothing
- * syncs explicitly).  After a failed commit or sync, meta pages written
- * before it may never reach the disk; the store then keeps LMDB from
- * reusing the pages of the snapshots that may still be the durable ones
- * until a later meta page is known durable (see store.c). */
+/* Commit.  The environment runs with MDB_NOSYNC: a commit writes its pages
+ * and meta page but syncs nothing.  Durability is the journal's
+ * (relay/journal.h); data.mdb is made durable by relay_store_sync at
+ * checkpoints. */
 int relay_store_wcommit(relay_store *st);
+/* Commit a tiny change (meta "tick" += 1), growing into the reserve if
+ * needed: it moves LMDB's transaction id past the last one that freed pages,
+ * so that after the next checkpoint's pin those pages can be reused. */
+int relay_store_tick(relay_store *st);
+/* Start writing back data.mdb's dirty pages without waiting (so that the
+ * next checkpoint's sync has little left to do). */
+void relay_store_writeback(relay_store *st);
 void relay_store_wabort(relay_store *st);
 /* Double the map size (bounded by max_map_bytes; with use_reserve, by
  * max_map_bytes plus a reserve of max(1 MiB, cap/16) that only operations
@@ -82,6 +84,23 @@ int relay_store_grow(relay_store *st, int use_reserve);
 int relay_store_fit_cap(relay_store *st);
 /* Flush to disk (mdb_env_sync force).  Returns 0 or ALCOVE_ESTORE. */
 int relay_store_sync(relay_store *st);
+/* LMDB's page size (0 on failure). */
+uint32_t relay_store_page_size(relay_store *st);
+/* Raw copy of LMDB's two meta pages (2 * psize bytes at the file's start),
+ * for a checkpoint.  Returns 0 or ALCOVE_ESTORE. */
+int relay_store_read_metas(relay_store *st, uint8_t *buf, uint32_t psize);
+/* Before relay_store_open: write the meta pages saved by the last checkpoint
+ * back into <dir>/data.mdb (if they differ) and fdatasync, so that LMDB opens
+ * that checkpoint's snapshot.  Returns 0, ALCOVE_ECORRUPT (no data.mdb),
+ * ALCOVE_ESTORE, ALCOVE_ENOMEM with a static message in *why. */
+int relay_store_restore_metas(const char *dir, const uint8_t *metas, uint32_t psize,
+                              const char **why);
+/* Checkpoint pins (store.c): pin_push begins a read transaction on the
+ * current snapshot, keeping the previous pin; pin_settle(1) then releases
+ * the previous one (the new checkpoint is durable), pin_settle(0) the new
+ * one (it is not).  Writer thread only.  Returns 0 or ALCOVE_ESTORE. */
+int relay_store_pin_push(relay_store *st);
+void relay_store_pin_settle(relay_store *st, int keep_new);
 /* errno-like detail of the last failure (mdb_strerror text), for logs. */
 const char *relay_store_last_error(const relay_store *st);
 /* The raw code behind it (an LMDB or errno value), for the writer to hand

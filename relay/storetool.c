@@ -8,12 +8,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "err.h"
+#include "journal.h"
 #include "keyfile.h"
 #include "store.h"
 
@@ -326,10 +328,65 @@ static int scan_dir(const char *storedir, int nolock, relay_store_report *r, FIL
     return rc;
 }
 
+/* A store left by a relay that did not stop cleanly has commits in
+ * data.mdb that were never synced (the journal holds them; the relay
+ * undoes and replays them at its next start).  Reading it offline could
+ * show a snapshot that a power cut damaged, so refuse until the relay has
+ * run once.  While the relay runs (it holds run.lock), reading is safe: every
+ * acknowledged batch is committed in LMDB before its reply. */
+static int refuse_unrecovered(const char *data_dir, const char *storedir, FILE *err)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/run.lock", data_dir);
+    int lfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (lfd >= 0 && flock(lfd, LOCK_SH | LOCK_NB) != 0) {
+        close(lfd);
+        return 0; /* the relay is running */
+    }
+    relay_journal *j = NULL;
+    const char *why = NULL;
+    int rc = relay_journal_open(&j, storedir, &why);
+    int dirty = 0;
+    if (rc == 0) {
+        uint32_t psize;
+        const uint8_t *metas = relay_journal_metas(j, &psize);
+        uint8_t *cur = malloc(2u * (size_t)psize);
+        snprintf(path, sizeof path, "%s/data.mdb", storedir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (cur == NULL || fd < 0 || pread(fd, cur, 2u * (size_t)psize, 0) != (ssize_t)(2u * psize) ||
+            memcmp(cur, metas, 2u * (size_t)psize) != 0)
+            dirty = 1;
+        const uint8_t *p;
+        size_t len;
+        uint64_t bseq;
+        if (relay_journal_replay_next(j, &p, &len, &bseq) != ALCOVE_ENOTFOUND)
+            dirty = 1;
+        if (fd >= 0)
+            close(fd);
+        free(cur);
+        relay_journal_close(j);
+    } else if (rc != ALCOVE_ENOTFOUND) {
+        fprintf(err, "alcove-relay: error: %s/%s: %s\n", storedir, RELAY_JOURNAL_NAME, why);
+        dirty = -1;
+    }
+    if (lfd >= 0)
+        close(lfd);
+    if (dirty > 0) {
+        fprintf(err, "alcove-relay: error: the store in %s was not closed cleanly and its "
+                     "journal has not been replayed\n", storedir);
+        fprintf(err, "alcove-relay: hint: start the relay once (it replays store/journal at "
+                     "start), then run this again\n");
+    }
+    return dirty ? ALCOVE_ESTATE : 0;
+}
+
 int relay_store_scan(const char *data_dir, relay_store_report *r, FILE *problems, FILE *err)
 {
     char storedir[PATH_MAX + 8];
     snprintf(storedir, sizeof storedir, "%s/store", data_dir);
+    int rc = refuse_unrecovered(data_dir, storedir, err);
+    if (rc != 0)
+        return rc;
     return scan_dir(storedir, 0, r, problems, err);
 }
 
@@ -423,6 +480,8 @@ int relay_store_backup(const char *data_dir, const char *dest, relay_store_repor
     }
     snprintf(storedir, sizeof storedir, "%s/store", data_dir);
     snprintf(pstore, sizeof pstore, "%s/store", partial);
+    if ((rc = refuse_unrecovered(data_dir, storedir, err)) != 0)
+        return rc;
     rc = open_env(storedir, 0, &env, err);
     if (rc == ALCOVE_ENOTFOUND)
         fprintf(err, "alcove-relay: error: no store in %s\n", data_dir);

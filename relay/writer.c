@@ -1,5 +1,6 @@
 #include "writer.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,10 +8,16 @@
 
 #include "err.h"
 
+/* A checkpoint is due after this long with journaled data... */
+#define CKPT_MS 250u
+/* ...or once this share of the record area is used. */
+#define CKPT_AREA_DIVISOR 4u
+
 struct relay_writer {
     uv_loop_t *loop;
     uv_async_t async;
     relay_store *st;
+    relay_journal *j;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -24,98 +31,217 @@ struct relay_writer {
     relay_writer_done_cb cb;
     void *ctx;
     relay_writer_stats stats; /* guarded by mu */
+    /* Writer thread only: */
+    uint64_t ckpt_bytes;
+    uint64_t dirty_since_ms; /* monotonic ms of the first record since the last checkpoint */
+    int ckpt_broken;
+    int journal_err;         /* errno of the last journal failure, 0 if the store's */
+    uint8_t *metas;          /* 2 * RELAY_JOURNAL_PSIZE_MAX */
 };
 
-relay_op *relay_op_new(relay_op_kind kind)
+static uint64_t mono_ms(void)
 {
-    relay_op *op = calloc(1, sizeof *op);
-    if (op != NULL)
-        op->kind = kind;
-    return op;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void relay_op_free(relay_op *op)
+/* --- checkpoints ------------------------------------------------------------ */
+
+/* Make data.mdb durable as it is now and record it in the journal.  Order:
+ * pin the current snapshot (so its pages stay in place), sync data.mdb, save
+ * its meta pages into the journal's older slot and sync that, then drop the
+ * previous pin.  A failed data sync breaks checkpoints for good (see
+ * writer.h); a failed slot write leaves the previous checkpoint valid and is
+ * retried next time.  Returns 0, ALCOVE_ESTORE, ALCOVE_EIO. */
+static int checkpoint(relay_store *st, relay_journal *j, uint8_t *metas, int *broken)
 {
-    if (op == NULL)
-        return;
-    free(op->blob);
-    free(op->gseqs);
-    free(op);
+    if (*broken)
+        return ALCOVE_ESTORE;
+    uint32_t psize = relay_store_page_size(st);
+    if (psize == 0 || psize > RELAY_JOURNAL_PSIZE_MAX)
+        return ALCOVE_ESTORE;
+    int rc = relay_store_pin_push(st);
+    if (rc != 0)
+        return rc;
+    rc = relay_store_sync(st);
+    if (rc != 0) {
+        *broken = 1;
+        relay_store_pin_settle(st, 0);
+        return rc;
+    }
+    rc = relay_store_read_metas(st, metas, psize);
+    if (rc == 0) {
+        int err;
+        rc = relay_journal_checkpoint(j, metas, psize, &err);
+    }
+    relay_store_pin_settle(st, rc == 0);
+    return rc;
 }
 
-static int apply(relay_store *st, const relay_op *op)
+static int writer_checkpoint(relay_writer *w)
 {
-    int rc = 0;
-    switch (op->kind) {
-    case OP_CREATE:
-    case OP_TOUCH:
-        return relay_store_put_mbox(st, op->recv_id, &op->rec);
-    case OP_SEND:
-        return relay_store_append(st, op->gseq, op->recv_id, op->seq,
-                                  op->received_at, op->blob, op->blob_len);
-    case OP_TRIM:
-    case OP_DELETE:
-    case OP_PURGE:
-        for (uint32_t i = 0; i < op->ngseqs && rc == 0; i++)
-            rc = relay_store_del_log(st, op->gseqs[i]);
-        if (rc != 0)
-            return rc;
-        if (op->kind == OP_TRIM)
-            return relay_store_put_mbox(st, op->recv_id, &op->rec);
-        if (op->kind == OP_DELETE)
-            return relay_store_del_mbox(st, op->recv_id);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = checkpoint(w->st, w->j, w->metas, &w->ckpt_broken);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == 0)
+        w->dirty_since_ms = 0;
+    else
+        w->dirty_since_ms = mono_ms(); /* retry after CKPT_MS, not at once */
+    pthread_mutex_lock(&w->mu);
+    if (rc == 0) {
+        w->stats.checkpoints++;
+        relay_hist_add(&w->stats.checkpoint_us,
+                       (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                  (t1.tv_nsec - t0.tv_nsec) / 1000));
+    } else {
+        w->stats.checkpoint_failures++;
+    }
+    w->stats.checkpoint_broken = w->ckpt_broken;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+static int checkpoint_due(const relay_writer *w, uint64_t now)
+{
+    return !w->ckpt_broken && relay_journal_used(w->j) > 0 &&
+           (relay_journal_used(w->j) >= w->ckpt_bytes || now >= w->dirty_since_ms + CKPT_MS);
+}
+
+/* At the store's cap: pages freed since the last checkpoint (acks,
+ * deletes) are held by its pin, and those freed by the newest commit even by
+ * a fresh pin (LMDB reuses pages freed by txns older than the oldest
+ * reader).  Checkpoint, commit a tick, checkpoint again: then every page
+ * freed so far can be reused.  Four syncs, only when the cap is reached. */
+static int release_freed_pages(relay_writer *w)
+{
+    int rc = writer_checkpoint(w);
+    if (rc == 0)
+        rc = relay_store_tick(w->st);
+    if (rc == 0)
+        rc = writer_checkpoint(w);
+    if (rc == 0)
+        rc = relay_store_fit_cap(w->st);
+    return rc;
+}
+
+/* --- one batch ----------------------------------------------------------------- */
+
+static size_t journal_payload(const relay_op *batch)
+{
+    size_t n = 0;
+    for (const relay_op *op = batch; op != NULL; op = op->next)
+        if (op->result == 0)
+            n += relay_op_encoded_size(op);
+    return n;
+}
+
+/* Journal the ops of the batch that applied.  *direct is set when the
+ * batch is too large for one record: it is then made durable by a
+ * checkpoint right after its commit.  Returns 0 or ALCOVE_ESTORE/EIO. */
+static int journal_batch(relay_writer *w, const relay_op *batch, int *direct, int *journaled)
+{
+    size_t n = journal_payload(batch);
+    *direct = 0;
+    *journaled = 0;
+    if (n == 0)
+        return 0;
+    if (n > relay_journal_max_payload(w->j)) {
+        *direct = 1;
         return 0;
     }
-    return ALCOVE_EINVAL;
-}
-
-/* Operations that add data; at the store's cap they are refused. */
-static int adds_data(const relay_op *op)
-{
-    return op->kind == OP_SEND || op->kind == OP_CREATE || op->kind == OP_TOUCH;
+    if (!relay_journal_fits(w->j, n)) {
+        w->journal_err = ENOSPC; /* full, and checkpoints are broken */
+        return ALCOVE_EIO;
+    }
+    uint8_t *p = relay_journal_payload_buf(w->j, n);
+    if (p == NULL)
+        return ALCOVE_ENOMEM;
+    for (const relay_op *op = batch; op != NULL; op = op->next)
+        if (op->result == 0)
+            p = relay_op_encode(op, p);
+    int err;
+    int rc = relay_journal_append(w->j, n, &err);
+    if (rc != 0) {
+        w->journal_err = err ? err : EIO;
+        return rc;
+    }
+    *journaled = 1;
+    if (w->dirty_since_ms == 0)
+        w->dirty_since_ms = mono_ms();
+    pthread_mutex_lock(&w->mu);
+    w->stats.journal_bytes += n + RELAY_JOURNAL_REC_HDR;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
 }
 
 /* One group commit.  Retries after growing the map.  At the configured
  * cap, the operations that add data are refused (ALCOVE_ELIMIT in their
  * own result) and the rest (acks, deletes, expiry) commit in the reserve,
  * so a full store can always be emptied.  Any other failure fails the
- * whole batch (the transaction is aborted: nothing of it is stored). */
-static int commit_batch(relay_writer *w, relay_op *batch, int *grew)
+ * whole batch (the transaction is aborted: nothing of it is stored).
+ * w == NULL: replaying the journal (nothing is journaled again, nothing is
+ * refused: the reserve is used if the cap is reached). */
+static int commit_batch(relay_writer *w, relay_store *st, relay_op *batch, int *grew)
 {
-    int reserve = 0;
-    for (relay_op *op = batch; op != NULL; op = op->next) {
-        if (adds_data(op)) {
-            int rc = relay_store_fit_cap(w->st);
-            if (rc != 0)
-                return rc;
-            break;
+    int reserve = w == NULL, released = 0;
+    if (w != NULL) {
+        for (relay_op *op = batch; op != NULL; op = op->next) {
+            if (relay_op_adds_data(op)) {
+                int rc = relay_store_fit_cap(st);
+                if (rc != 0)
+                    return rc;
+                break;
+            }
         }
     }
     for (;;) {
-        int rc = relay_store_wbegin(w->st);
+        int direct = 0, journaled = 0;
+        int rc = relay_store_wbegin(st);
         for (relay_op *op = batch; op != NULL && rc == 0; op = op->next)
             if (op->result == 0)
-                rc = apply(w->st, op);
+                rc = relay_op_apply(st, op);
+        if (rc == 0 && w != NULL) {
+            rc = journal_batch(w, batch, &direct, &journaled);
+            if (rc != 0) {
+                relay_store_wabort(st);
+                return rc == ALCOVE_ENOMEM ? rc : ALCOVE_ESTORE;
+            }
+        }
         if (rc == 0) {
             /* Saving the free list at commit can itself need pages. */
-            rc = relay_store_wcommit(w->st);
+            rc = relay_store_wcommit(st);
+            if (rc != 0 && journaled) {
+                /* Not applied: take the record back so that a restart does
+                 * not apply a batch that was answered with an error. */
+                int err;
+                (void)relay_journal_unappend(w->j, &err);
+            }
+            if (rc == 0 && direct)
+                return writer_checkpoint(w);
             if (rc != ALCOVE_ELIMIT)
                 return rc;
         } else {
-            relay_store_wabort(w->st);
+            relay_store_wabort(st);
         }
         if (rc != ALCOVE_ELIMIT)
             return rc;
-        rc = relay_store_grow(w->st, reserve);
+        rc = relay_store_grow(st, reserve);
         if (rc == 0) {
             (*grew)++;
             continue;
         }
         if (rc != ALCOVE_ELIMIT || reserve)
             return rc;
+        if (!released) {
+            released = 1;
+            if (release_freed_pages(w) == 0)
+                continue;
+        }
         int frees = 0;
         for (relay_op *op = batch; op != NULL; op = op->next) {
-            if (adds_data(op))
+            if (relay_op_adds_data(op))
                 op->result = ALCOVE_ELIMIT;
             else if (op->result == 0)
                 frees = 1;
@@ -126,6 +252,80 @@ static int commit_batch(relay_writer *w, relay_op *batch, int *grew)
     }
 }
 
+/* --- recovery ------------------------------------------------------------------ */
+
+int relay_writer_recover(relay_store *st, relay_journal *j, uint64_t *batches, uint64_t *ops)
+{
+    *batches = *ops = 0;
+    uint8_t *metas = malloc(2u * RELAY_JOURNAL_PSIZE_MAX);
+    if (metas == NULL)
+        return ALCOVE_ENOMEM;
+    /* Replay commits without syncing too: keep the restored checkpoint's
+     * snapshot pinned until the recovery checkpoint is durable. */
+    int rc = relay_store_pin_push(st);
+    if (rc != 0) {
+        free(metas);
+        return rc;
+    }
+    for (;;) {
+        const uint8_t *payload;
+        size_t len;
+        uint64_t bseq;
+        rc = relay_journal_replay_next(j, &payload, &len, &bseq);
+        if (rc == ALCOVE_ENOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc != 0)
+            break;
+        relay_op *list = NULL;
+        if ((rc = relay_op_decode_list(payload, len, &list)) != 0)
+            break;
+        int grew = 0;
+        rc = commit_batch(NULL, st, list, &grew);
+        for (relay_op *op = list; op != NULL; op = op->next)
+            (*ops)++;
+        relay_op_free_list(list);
+        if (rc != 0)
+            break;
+        (*batches)++;
+    }
+    if (rc == 0) {
+        int broken = 0;
+        rc = checkpoint(st, j, metas, &broken);
+    }
+    free(metas);
+    return rc;
+}
+
+int relay_writer_create_journal(relay_store *st, const char *storedir, uint64_t bytes,
+                                relay_journal **out, const char **why)
+{
+    uint32_t psize = relay_store_page_size(st);
+    *why = "unsupported LMDB page size";
+    if (psize == 0 || psize > RELAY_JOURNAL_PSIZE_MAX)
+        return ALCOVE_ESTORE;
+    uint8_t *metas = malloc(2u * (size_t)psize);
+    *why = "out of memory";
+    if (metas == NULL)
+        return ALCOVE_ENOMEM;
+    int rc = relay_store_sync(st);
+    *why = "cannot sync the store";
+    if (rc == 0) {
+        rc = relay_store_read_metas(st, metas, psize);
+        *why = "cannot read the store's meta pages";
+    }
+    /* The journal's first checkpoint is this snapshot: pin it like any. */
+    if (rc == 0 && (rc = relay_store_pin_push(st)) == 0) {
+        rc = relay_journal_create(out, storedir, bytes, 0, metas, psize, why);
+        relay_store_pin_settle(st, rc == 0);
+    }
+    free(metas);
+    return rc;
+}
+
+/* --- the thread ----------------------------------------------------------------- */
+
 /* Hand a finished batch to the loop thread (called without the lock). */
 static void deliver(relay_writer *w, relay_op *batch, int rc)
 {
@@ -134,7 +334,7 @@ static void deliver(relay_writer *w, relay_op *batch, int rc)
         if (op->result == 0) /* keep per-op refusals (store at its cap) */
             op->result = rc;
         if (op->result != 0)
-            op->store_rc = relay_store_last_rc(w->st);
+            op->store_rc = w->journal_err ? w->journal_err : relay_store_last_rc(w->st);
         last = op;
     }
     pthread_mutex_lock(&w->mu);
@@ -149,35 +349,54 @@ static void deliver(relay_writer *w, relay_op *batch, int rc)
     uv_async_send(&w->async);
 }
 
-/* The writer thread.  With MDB_NOMETASYNC a committed batch is held back
- * until it is durable: the next commit's data sync (one fsync for two
- * batches under load) or, when nothing else is queued, an explicit sync. */
+static void timed_wait(relay_writer *w, uint64_t due_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t wait = due_ms > now ? due_ms - now : 0;
+    ts.tv_sec += (time_t)(wait / 1000u);
+    ts.tv_nsec += (long)(wait % 1000u) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
+
 static void *writer_main(void *arg)
 {
     relay_writer *w = arg;
-    relay_op *held = NULL; /* committed, meta page not yet synced */
+    size_t max_payload = relay_journal_max_payload(w->j);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        if (w->in_head == NULL && held != NULL) {
-            pthread_mutex_unlock(&w->mu);
-            int rc = relay_store_sync(w->st);
-            deliver(w, held, rc);
-            held = NULL;
-            pthread_mutex_lock(&w->mu);
-            continue;
+        while (w->in_head == NULL && !w->stop) {
+            uint64_t now = mono_ms();
+            if (checkpoint_due(w, now)) {
+                pthread_mutex_unlock(&w->mu);
+                (void)writer_checkpoint(w);
+                pthread_mutex_lock(&w->mu);
+                continue;
+            }
+            if (!w->ckpt_broken && relay_journal_used(w->j) > 0)
+                timed_wait(w, w->dirty_since_ms + CKPT_MS);
+            else
+                pthread_cond_wait(&w->cv, &w->mu);
         }
-        while (w->in_head == NULL && !w->stop)
-            pthread_cond_wait(&w->cv, &w->mu);
         if (w->in_head == NULL && w->stop)
             break;
-        /* Take a bounded prefix of the queue. */
+        /* Take a bounded prefix of the queue: ops, blob bytes, and what one
+         * journal record holds (a single larger op goes alone). */
         relay_op *batch = w->in_head, *last = batch;
         uint32_t n = 1;
         uint64_t bytes = batch->blob_len;
+        size_t jbytes = relay_op_encoded_size(batch);
         while (last->next != NULL && n < w->max_ops &&
-               bytes + last->next->blob_len <= w->max_bytes) {
+               bytes + last->next->blob_len <= w->max_bytes &&
+               jbytes + relay_op_encoded_size(last->next) <= max_payload) {
             last = last->next;
             bytes += last->blob_len;
+            jbytes += relay_op_encoded_size(last);
             n++;
         }
         w->in_head = last->next;
@@ -188,28 +407,19 @@ static void *writer_main(void *arg)
         w->stats.ops += n;
         pthread_mutex_unlock(&w->mu);
 
+        if (jbytes <= max_payload && !relay_journal_fits(w->j, jbytes))
+            (void)writer_checkpoint(w); /* if it fails, the batch fails (journal full) */
         int grew = 0;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = commit_batch(w, batch, &grew);
+        w->journal_err = 0;
+        int rc = commit_batch(w, w->st, batch, &grew);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (held != NULL) {
-            /* This commit's data sync flushed the held batch's meta page.
-             * If the commit failed for want of space, no sync was tried:
-             * sync explicitly.  After an I/O failure never trust a later
-             * sync (Linux may drop the dirty pages and report the next
-             * fsync clean): the held batch is answered as failed.  Its
-             * meta page may then be lost for good; the store keeps the
-             * older durable snapshot intact until a newer meta page is
-             * known durable (relay_store_wcommit, store.c). */
-            int hrc = rc == 0 ? 0 : rc == ALCOVE_ELIMIT ? relay_store_sync(w->st) : rc;
-            deliver(w, held, hrc);
-            held = NULL;
-        }
-        if (rc == 0)
-            held = batch;
-        else
-            deliver(w, batch, rc);
+        if (rc == 0) /* start data.mdb's writeback now: checkpoints then stall less */
+            relay_store_writeback(w->st);
+        deliver(w, batch, rc);
+        if (checkpoint_due(w, mono_ms()))
+            (void)writer_checkpoint(w);
         pthread_mutex_lock(&w->mu);
         w->stats.map_grows += (uint64_t)grew;
         relay_hist_add(&w->stats.batch_ops, n);
@@ -217,6 +427,10 @@ static void *writer_main(void *arg)
                                                        (t1.tv_nsec - t0.tv_nsec) / 1000));
     }
     pthread_mutex_unlock(&w->mu);
+    /* Always, even with an empty journal: commits made outside the journal
+     * (relay_store_load's clean-up at start) become durable too, and a
+     * cleanly stopped store's data.mdb matches its journal's checkpoint. */
+    (void)writer_checkpoint(w);
     return NULL;
 }
 
@@ -235,7 +449,7 @@ static void on_async(uv_async_t *h)
 }
 
 int relay_writer_start(relay_writer **out, uv_loop_t *loop, relay_store *st,
-                       uint32_t max_batch_ops, uint64_t max_batch_bytes,
+                       relay_journal *j, uint32_t max_batch_ops, uint64_t max_batch_bytes,
                        relay_writer_done_cb cb, void *ctx)
 {
     relay_writer *w = calloc(1, sizeof *w);
@@ -243,22 +457,35 @@ int relay_writer_start(relay_writer **out, uv_loop_t *loop, relay_store *st,
         return ALCOVE_ENOMEM;
     w->loop = loop;
     w->st = st;
+    w->j = j;
     w->max_ops = max_batch_ops ? max_batch_ops : 1;
     w->max_bytes = max_batch_bytes;
     w->cb = cb;
     w->ctx = ctx;
+    w->ckpt_bytes = (relay_journal_size(j) - RELAY_JOURNAL_HEAD_BYTES) / CKPT_AREA_DIVISOR;
+    if ((w->metas = malloc(2u * RELAY_JOURNAL_PSIZE_MAX)) == NULL) {
+        free(w);
+        return ALCOVE_ENOMEM;
+    }
+    pthread_condattr_t ca;
     if (pthread_mutex_init(&w->mu, NULL) != 0) {
+        free(w->metas);
         free(w);
         return ALCOVE_EIO;
     }
-    if (pthread_cond_init(&w->cv, NULL) != 0) {
+    if (pthread_condattr_init(&ca) != 0 ||
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&w->cv, &ca) != 0) {
         pthread_mutex_destroy(&w->mu);
+        free(w->metas);
         free(w);
         return ALCOVE_EIO;
     }
+    pthread_condattr_destroy(&ca);
     if (uv_async_init(loop, &w->async, on_async) != 0) {
         pthread_cond_destroy(&w->cv);
         pthread_mutex_destroy(&w->mu);
+        free(w->metas);
         free(w);
         return ALCOVE_EIO;
     }
@@ -327,5 +554,6 @@ void relay_writer_free(relay_writer *w)
     }
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    free(w->metas);
     free(w);
 }

@@ -11,7 +11,7 @@ _alcove_relay()
         --max-blob --ttl --mailbox-idle --max-messages --max-mailbox-bytes
         --max-connections --handshake-timeout --idle-timeout --rate --rate-burst
         --write-queue --fetch-default --expiry-interval --max-store --batch-ops
-        --batch-bytes --admin-listen --admin-allow-remote"
+        --batch-bytes --journal-size --admin-listen --admin-allow-remote"
 
     if [[ $cword -eq 1 ]]; then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -34,7 +34,7 @@ _alcove_relay()
         --listen|--public|--admin-listen|--max-blob|--ttl|--mailbox-idle|\
         --max-messages|--max-mailbox-bytes|--max-connections|--handshake-timeout|\
         --idle-timeout|--rate|--rate-burst|--write-queue|--fetch-default|\
-        --expiry-interval|--max-store|--batch-ops|--batch-bytes)
+        --expiry-interval|--max-store|--batch-ops|--batch-bytes|--journal-size)
             return ;;
     esac
     [[ $was_split ]] && return

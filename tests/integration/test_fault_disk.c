@@ -10,10 +10,16 @@
  *    or the relay is wedged until an operator restarts it.
  *  - enospc: a real full disk: the data directory on an 8 MiB tmpfs mounted
  *    in a private mount namespace (we run as root in CI); where mounting is
- *    not allowed, the LD_PRELOAD shim fails the data file's writes with
- *    ENOSPC instead (the figure says which).  Senders get UNAVAILABLE, the
+ *    not allowed (or ALCOVE_FAULT_SHIM_ENOSPC=1), the LD_PRELOAD shim fails
+ *    the writes to data.mdb with ENOSPC instead (the figure says which).
+ *    Either way it is data.mdb that runs out: the journal is preallocated
+ *    (on the tmpfs it is made small, --journal-size 2M, so that it fits),
+ *    and a batch whose LMDB commit fails for want of space fails although
+ *    its journal record was already written.  Senders get UNAVAILABLE, the
  *    relay stays up, and once space returns (a ballast file is removed) it
- *    stores again without a restart; nothing acked is lost. */
+ *    stores again without a restart; nothing acked is lost, and a failed
+ *    Send's message never comes back (the next Send reuses its number, so
+ *    the numbers read back after the restart would repeat). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -229,6 +235,40 @@ static int private_tmpfs(const char *dir)
     return mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=8m,mode=0700") == 0;
 }
 
+/* 1 if `alcove-relay run --help` lists option (a relay with a journal
+ * lists --journal-size). */
+static int relay_has_option(const char *option)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        execl(test_relay_bin(), "alcove-relay", "run", "--help", (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[16384];
+    size_t have = 0;
+    ssize_t n;
+    while (have < sizeof buf - 1 &&
+           ((n = read(pfd[0], buf + have, sizeof buf - 1 - have)) > 0 || (n < 0 && errno == EINTR)))
+        if (n > 0)
+            have += (size_t)n;
+    buf[have] = '\0';
+    close(pfd[0]);
+    waitpid(pid, NULL, 0);
+    return strstr(buf, option) != NULL;
+}
+
 static void test_enospc_answers_unavailable_and_recovers(void **state)
 {
     (void)state;
@@ -238,10 +278,14 @@ static void test_enospc_answers_unavailable_and_recovers(void **state)
     snprintf(mnt, sizeof mnt, "%s/disk", tmp);
     assert_int_equal(mkdir(mnt, 0700), 0);
     snprintf(ctlpath, sizeof ctlpath, "%s/ctl", tmp);
-    int tmpfs = private_tmpfs(mnt);
+    int tmpfs = fault_env_long("ALCOVE_FAULT_SHIM_ENOSPC", 0) == 0 && private_tmpfs(mnt);
     fault_ctl *ctl = NULL;
     if (!tmpfs && fault_shim_path() == NULL)
         skip();
+    /* The journal is preallocated (32 MiB by default): on the 8 MiB disk it
+     * must be small. */
+    static const char *const small_journal[] = {"--journal-size", "2M", NULL};
+    int journal = relay_has_option("--journal-size");
     relayproc_init_dir(&rp, mnt);
     snprintf(rp.logpath, sizeof rp.logpath, "%s/relay.log", tmp); /* off the full disk */
     snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
@@ -253,8 +297,9 @@ static void test_enospc_answers_unavailable_and_recovers(void **state)
         memset(mb1, 0x5a, sizeof mb1);
         assert_int_equal(fwrite(mb1, 1, sizeof mb1, f), sizeof mb1);
         assert_int_equal(fclose(f), 0);
-        assert_int_equal(relayproc_start(&rp, NULL), 0);
+        assert_int_equal(relayproc_start(&rp, journal ? small_journal : NULL), 0);
     } else {
+        /* Only data.mdb runs out (its commit after the journal record). */
         ctl = fault_ctl_create(ctlpath, "data.mdb", NULL);
         assert_int_equal(fault_relay_start(&rp, NULL, ctlpath, NULL), 0);
     }
@@ -289,17 +334,20 @@ static void test_enospc_answers_unavailable_and_recovers(void **state)
     int log_lines = fault_file_count(rp.logpath, "event=commit_failed");
     int log_nospc = fault_file_count(rp.logpath, "No space left on device");
     /* Restart: the store opens and holds every acknowledged message. */
-    assert_int_equal(relayproc_start(&rp, NULL), 0);
+    assert_int_equal(relayproc_start(&rp, tmpfs && journal ? small_journal : NULL), 0);
     l = tw_connect(&rp.addr);
     assert_int_equal(tw_login(l, &mb), S_OK);
     uint32_t final = fetch_all(l, &mb, &first, &top);
     alcove_link_free(l);
     int st2 = relayproc_stop(&rp, SIGTERM, 10000);
-    printf("fault_disk enospc: method=%s sends_ok_until_full=%d first_failure_status=%d "
+    printf("fault_disk enospc: method=%s journal=%s sends_ok_until_full=%d "
+           "first_failure_status=%d "
            "(UNAVAILABLE=%d) refused_again=%d relay_alive=%d ping=%d stored=%u "
            "sends_ok_after_space_returned=%d drain_exit=%d log_commit_failed=%d "
            "log_enospc=%d restart_stored=%u expected=%u\n",
-           tmpfs ? "tmpfs-8M" : "shim-ENOSPC", filled, fail, ALCOVE__WIRE__STATUS__UNAVAILABLE,
+           tmpfs ? "tmpfs-8M" : "shim-ENOSPC-data.mdb",
+           !journal ? "none" : tmpfs ? "2M" : "default", filled, fail,
+           ALCOVE__WIRE__STATUS__UNAVAILABLE,
            refused_again, alive, ping, stored, after,
            WIFEXITED(st) ? WEXITSTATUS(st) : -1, log_lines, log_nospc, final, counter);
     assert_true(filled > 20);

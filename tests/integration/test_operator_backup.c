@@ -8,11 +8,15 @@
  *
  * ALCOVE_BACKUP_LOAD_MS overrides how long the load runs before the backup
  * (default 1000). */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <lmdb.h>
@@ -248,7 +252,11 @@ static void put_u64(uint8_t *p, uint64_t v)
     }
 }
 
-/* Put one raw record into the stopped relay's `log` database. */
+/* Put one raw record into the stopped relay's `log` database.  An edit
+ * behind the relay's back leaves a store its journal no longer describes
+ * (the relay would undo the edit at its next start, and verify refuses such
+ * a store as not cleanly closed), so the journal goes too, as for a store
+ * from before the journal existed. */
 static void put_log(const char *dir, uint64_t gseq, const void *val, size_t len)
 {
     char store[400];
@@ -267,6 +275,9 @@ static void put_log(const char *dir, uint64_t gseq, const void *val, size_t len)
     assert_int_equal(mdb_put(txn, dbi, &key, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
+    char journal[420];
+    snprintf(journal, sizeof journal, "%s/journal", store);
+    assert_int_equal(unlink(journal) == 0 || errno == ENOENT, 1);
 }
 
 static void test_verify_reports_orphans_and_fails_on_damage(void **state)
@@ -329,12 +340,83 @@ static void test_verify_reports_orphans_and_fails_on_damage(void **state)
     test_rmtree(tmp);
 }
 
+/* After a SIGKILL the store has commits that were never synced: verify and
+ * backup refuse it until the relay has run once (and replayed its journal),
+ * then every acknowledged message is there. */
+static void test_unclean_store_is_refused_until_the_relay_replays(void **state)
+{
+    (void)state;
+    char tmp[256];
+    relayproc rp;
+    test_mkdtemp(tmp, sizeof tmp);
+    relayproc_init_dir(&rp, tmp);
+    assert_int_equal(relayproc_start(&rp, NULL), 0);
+    alcove_link *l = tw_connect(&rp.addr);
+    test_mbox mb;
+    assert_int_equal(tw_create(l, &mb), OK);
+    uint8_t blob[100] = {7};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(tw_send(l, mb.send_id, mb.secret, blob, sizeof blob), OK);
+    alcove_link_free(l);
+    int st = relayproc_stop(&rp, SIGKILL, 10000);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+    run_result r;
+    relay_cmd(&r, (const char *[]){"verify", "--data", rp.dir, NULL});
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "was not closed cleanly"));
+    assert_non_null(strstr(r.err, "hint: start the relay once"));
+    run_result_free(&r);
+    char dest[300];
+    snprintf(dest, sizeof dest, "%s/copy", tmp);
+    relay_cmd(&r, (const char *[]){"backup", "--data", rp.dir, dest, NULL});
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "was not closed cleanly"));
+    run_result_free(&r);
+
+    assert_int_equal(relayproc_start(&rp, NULL), 0);
+    assert_int_equal(relayproc_stop(&rp, SIGTERM, 10000), 0);
+    relay_cmd(&r, (const char *[]){"verify", "--data", rp.dir, NULL});
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "verify: ok: 1 mailboxes, 5 messages (500 bytes), 0 errors"));
+    run_result_free(&r);
+    test_rmtree(tmp);
+}
+
+/* A journal with no valid checkpoint slot is refused with a clear error,
+ * never taken for an empty one. */
+static void test_damaged_journal_is_refused(void **state)
+{
+    (void)state;
+    char tmp[256], path[400];
+    relayproc rp;
+    test_mkdtemp(tmp, sizeof tmp);
+    relayproc_init_dir(&rp, tmp);
+    assert_int_equal(relayproc_start(&rp, NULL), 0);
+    assert_int_equal(relayproc_stop(&rp, SIGTERM, 10000), 0);
+    snprintf(path, sizeof path, "%s/store/journal", rp.dir);
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    static uint8_t junk[80 << 10];
+    memset(junk, 0x5a, sizeof junk);
+    assert_int_equal(pwrite(fd, junk, sizeof junk, 0), (ssize_t)sizeof junk);
+    close(fd);
+    run_result r;
+    relay_cmd(&r, (const char *[]){"run", "--data", rp.dir, "--listen", "127.0.0.1:0", NULL});
+    assert_int_not_equal(r.code, 0);
+    assert_non_null(strstr(r.err, "journal has no valid checkpoint"));
+    run_result_free(&r);
+    test_rmtree(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backup_under_load_restores_every_acked_message),
         cmocka_unit_test(test_backup_refuses_an_existing_destination),
         cmocka_unit_test(test_verify_reports_orphans_and_fails_on_damage),
+        cmocka_unit_test(test_unclean_store_is_refused_until_the_relay_replays),
+        cmocka_unit_test(test_damaged_journal_is_refused),
     };
     if (sodium_init() < 0)
         return 1;

@@ -7,7 +7,10 @@
  *   ALCOVE_FAULT_CTL=FILE  a mapped fault_ctl (fault_ctl.h): switch on and off
  *                          mid-run EIO on fsync/fdatasync/msync, ENOSPC on
  *                          writes, and record an undo log for power-loss
- *                          emulation, for files whose path contains match.
+ *                          emulation, for files whose path contains one of
+ *                          the patterns of match ("data.mdb|journal"); each
+ *                          file is known by its pattern's index, and the
+ *                          switches can be limited to some (fault_files).
  *   ALCOVE_FAULT_KILL_AFTER_SEND=N
  *                          SIGKILL the process right after a send() of at
  *                          least N bytes succeeded (the bytes are in the
@@ -28,11 +31,13 @@ typedef int fault_shim_translation_unit_is_not_empty;
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -43,8 +48,12 @@ typedef int fault_shim_translation_unit_is_not_empty;
 #define MAX_FD 65536
 #define FD_MATCH 1u
 #define FD_SYNCWRITE 2u /* opened O_SYNC/O_DSYNC: every write is durable */
+#define FD_SEEN 4u      /* opened through the shim (rename scans these) */
+#define MAX_MAPS 64
 
 static uint8_t fd_flags[MAX_FD];
+static uint8_t fd_file[MAX_FD]; /* index of the matched pattern */
+static int fd_high;             /* highest fd marked FD_SEEN */
 static fault_ctl *ctl;
 static int undo_fd = -1;
 static pthread_mutex_t undo_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -61,6 +70,11 @@ typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
 typedef int (*sync_fn)(int);
 typedef int (*msync_fn)(void *, size_t, int);
 typedef ssize_t (*send_fn)(int, const void *, size_t, int);
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef int (*munmap_fn)(void *, size_t);
+typedef int (*rename_fn)(const char *, const char *);
+typedef int (*renameat_fn)(int, const char *, int, const char *);
+typedef int (*renameat2_fn)(int, const char *, int, const char *, unsigned int);
 
 static open_fn real_open, real_open64;
 static openat_fn real_openat, real_openat64;
@@ -73,6 +87,19 @@ static pread_fn real_pread;
 static sync_fn real_fsync, real_fdatasync;
 static msync_fn real_msync;
 static send_fn real_send;
+static mmap_fn real_mmap, real_mmap64;
+static munmap_fn real_munmap;
+static rename_fn real_rename;
+static renameat_fn real_renameat;
+static renameat2_fn real_renameat2;
+
+/* Shared mappings of matched files, so that an msync is known by file. */
+static struct {
+    uintptr_t addr;
+    size_t len;
+    int file;
+} maps[MAX_MAPS];
+static pthread_mutex_t maps_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void *next_sym(const char *name)
 {
@@ -97,6 +124,12 @@ static void resolve(void)
     real_fdatasync = (sync_fn)next_sym("fdatasync");
     real_msync = (msync_fn)next_sym("msync");
     real_send = (send_fn)next_sym("send");
+    real_mmap = (mmap_fn)next_sym("mmap");
+    real_mmap64 = (mmap_fn)next_sym("mmap64");
+    real_munmap = (munmap_fn)next_sym("munmap");
+    real_rename = (rename_fn)next_sym("rename");
+    real_renameat = (renameat_fn)next_sym("renameat");
+    real_renameat2 = (renameat2_fn)next_sym("renameat2");
     real_write = (write_fn)next_sym("write");
 }
 
@@ -112,7 +145,7 @@ __attribute__((constructor)) static void shim_init(void)
     int fd = real_open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return;
-    void *p = mmap(NULL, sizeof(fault_ctl), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *p = real_mmap(NULL, sizeof(fault_ctl), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     real_close(fd);
     if (p == MAP_FAILED)
         return;
@@ -141,17 +174,59 @@ static int matched(int fd)
     return ctl != NULL && fd >= 0 && fd < MAX_FD && (fd_flags[fd] & FD_MATCH);
 }
 
-static void note_open(int fd, const char *path, int flags)
+/* Index of the first pattern of match that path contains, or -1. */
+static int match_file(const char *path)
 {
-    if (fd < 0 || fd >= MAX_FD)
-        return;
-    uint8_t f = 0;
-    if (ctl != NULL && ctl->match[0] != '\0' && path != NULL && strstr(path, ctl->match) != NULL) {
+    char pat[sizeof ctl->match];
+    if (ctl == NULL || path == NULL)
+        return -1;
+    for (int i = 0; i < FAULT_MAX_FILES; i++)
+        if (fault_match_pattern(ctl->match, i, pat, sizeof pat) >= 0 && strstr(path, pat) != NULL)
+            return i;
+    return -1;
+}
+
+/* Index of the pattern path's last component equals (a rename's target),
+ * or -1. */
+static int match_name(const char *path)
+{
+    char pat[sizeof ctl->match];
+    if (ctl == NULL || path == NULL)
+        return -1;
+    const char *base = strrchr(path, '/');
+    base = base != NULL ? base + 1 : path;
+    for (int i = 0; i < FAULT_MAX_FILES; i++)
+        if (fault_match_pattern(ctl->match, i, pat, sizeof pat) >= 0 && strcmp(base, pat) == 0)
+            return i;
+    return -1;
+}
+
+static void mark_fd(int fd, int file, int flags)
+{
+    uint8_t f = FD_SEEN;
+    if (file >= 0) {
         f |= FD_MATCH;
         if (flags & (O_SYNC | O_DSYNC))
             f |= FD_SYNCWRITE;
     }
+    fd_file[fd] = (uint8_t)(file >= 0 ? file : 0);
     fd_flags[fd] = f;
+    if (fd > __atomic_load_n(&fd_high, __ATOMIC_RELAXED))
+        __atomic_store_n(&fd_high, fd, __ATOMIC_RELAXED);
+}
+
+static void note_open(int fd, const char *path, int flags)
+{
+    if (fd < 0 || fd >= MAX_FD)
+        return;
+    mark_fd(fd, match_file(path), flags);
+}
+
+/* 1 if the fault switches act on file index f. */
+static int selected(int f)
+{
+    uint32_t mask = ctl_get(&ctl->fault_files);
+    return mask == 0 || (mask & FAULT_FILE(f)) != 0;
 }
 
 static void undo_append(const void *p, size_t n)
@@ -175,14 +250,21 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void undo_marker(uint32_t type)
+static void undo_record(uint32_t type, int file, uint64_t old_size)
 {
     if (undo_fd < 0)
         return;
-    fault_undo_rec r = {type, 0, 0, 0, mono_us()};
+    int saved = errno;
+    fault_undo_rec r = {type, 0, 0, old_size, mono_us(), (uint32_t)file, 0};
     pthread_mutex_lock(&undo_mu);
     undo_append(&r, sizeof r);
     pthread_mutex_unlock(&undo_mu);
+    errno = saved;
+}
+
+static void undo_marker(uint32_t type, int file)
+{
+    undo_record(type, file, 0);
 }
 
 /* Before a write of len bytes at off on a matched fd: log the old bytes. */
@@ -205,7 +287,8 @@ static void undo_before_write(int fd, off_t off, size_t len)
                 got += (size_t)r;
             }
         }
-        fault_undo_rec r = {FAULT_UNDO_WRITE, (uint32_t)len, (uint64_t)off, size, mono_us()};
+        fault_undo_rec r = {FAULT_UNDO_WRITE, (uint32_t)len, (uint64_t)off, size, mono_us(),
+                            fd_file[fd], 0};
         pthread_mutex_lock(&undo_mu);
         undo_append(&r, sizeof r);
         undo_append(old, len);
@@ -220,30 +303,38 @@ static int fail_write(int fd)
 {
     if (!matched(fd))
         return 0;
+    int f = fd_file[fd];
     ctl_add(&ctl->writes);
-    if (ctl_get(&ctl->write_enospc)) {
+    ctl_add(&ctl->file_writes[f]);
+    if (ctl_get(&ctl->write_enospc) && selected(f)) {
         ctl_add(&ctl->writes_failed);
+        ctl_add(&ctl->file_writes_failed[f]);
         errno = ENOSPC;
         return 1;
     }
     return 0;
 }
 
-/* 1 if this sync must fail with EIO. */
-static int fail_sync(void)
+/* 1 if this sync of file index f must fail with EIO. */
+static int fail_sync(int f)
 {
     ctl_add(&ctl->syncs);
-    int fail = ctl_get(&ctl->sync_eio) != 0;
-    if (!fail) {
-        uint32_t n = ctl_get(&ctl->sync_fail_next);
-        while (n > 0 && !__atomic_compare_exchange_n(&ctl->sync_fail_next, &n, n - 1, 0,
-                                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-            ;
-        fail = n > 0;
+    ctl_add(&ctl->file_syncs[f]);
+    int fail = 0;
+    if (selected(f)) {
+        fail = ctl_get(&ctl->sync_eio) != 0;
+        if (!fail) {
+            uint32_t n = ctl_get(&ctl->sync_fail_next);
+            while (n > 0 && !__atomic_compare_exchange_n(&ctl->sync_fail_next, &n, n - 1, 0,
+                                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+                ;
+            fail = n > 0;
+        }
     }
     if (fail) {
         ctl_add(&ctl->syncs_failed);
-        undo_marker(FAULT_UNDO_SYNC_FAIL);
+        ctl_add(&ctl->file_syncs_failed[f]);
+        undo_marker(FAULT_UNDO_SYNC_FAIL, f);
         errno = EIO;
     }
     return fail;
@@ -254,13 +345,11 @@ static int do_sync(sync_fn fn, int fd)
     resolve();
     if (!matched(fd))
         return fn(fd);
-    if (fail_sync())
+    int f = fd_file[fd];
+    if (fail_sync(f))
         return -1;
     int rc = fn(fd);
-    if (rc == 0)
-        undo_marker(FAULT_UNDO_SYNC_OK);
-    else
-        undo_marker(FAULT_UNDO_SYNC_FAIL);
+    undo_marker(rc == 0 ? FAULT_UNDO_SYNC_OK : FAULT_UNDO_SYNC_FAIL, f);
     return rc;
 }
 
@@ -322,8 +411,10 @@ int openat64(int dirfd, const char *path, int flags, ...)
 int close(int fd)
 {
     resolve();
-    if (fd >= 0 && fd < MAX_FD)
+    if (fd >= 0 && fd < MAX_FD) {
         fd_flags[fd] = 0;
+        fd_file[fd] = 0;
+    }
     return real_close(fd);
 }
 
@@ -419,19 +510,151 @@ int fdatasync(int fd)
     return do_sync(real_fdatasync, fd);
 }
 
+/* The file index of the shared mapping of a matched file that holds addr,
+ * or -1. */
+static int map_file(const void *addr)
+{
+    uintptr_t a = (uintptr_t)addr;
+    int f = -1;
+    pthread_mutex_lock(&maps_mu);
+    for (int i = 0; i < MAX_MAPS && f < 0; i++)
+        if (maps[i].len != 0 && a >= maps[i].addr && a - maps[i].addr < maps[i].len)
+            f = maps[i].file;
+    pthread_mutex_unlock(&maps_mu);
+    return f;
+}
+
 int msync(void *addr, size_t len, int flags)
 {
     resolve();
-    /* A mapping cannot be traced back to its fd cheaply: with a control
-     * block present, every synchronous msync counts as a matched sync. */
-    if (ctl != NULL && (flags & MS_SYNC)) {
-        if (fail_sync())
+    /* A synchronous msync of a shared mapping of a matched file is a sync of
+     * that file (writes through the mapping are not in the undo log). */
+    int f = ctl != NULL && (flags & MS_SYNC) ? map_file(addr) : -1;
+    if (f >= 0) {
+        if (fail_sync(f))
             return -1;
         int rc = real_msync(addr, len, flags);
-        undo_marker(rc == 0 ? FAULT_UNDO_SYNC_OK : FAULT_UNDO_SYNC_FAIL);
+        undo_marker(rc == 0 ? FAULT_UNDO_SYNC_OK : FAULT_UNDO_SYNC_FAIL, f);
         return rc;
     }
     return real_msync(addr, len, flags);
+}
+
+static void *mmap_common(mmap_fn fn, void *addr, size_t len, int prot, int flags, int fd,
+                         off_t off)
+{
+    void *p = fn != NULL ? fn(addr, len, prot, flags, fd, off)
+                         : (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && len > 0 && matched(fd) && (flags & MAP_SHARED)) {
+        pthread_mutex_lock(&maps_mu);
+        for (int i = 0; i < MAX_MAPS; i++)
+            if (maps[i].len == 0) {
+                maps[i].addr = (uintptr_t)p;
+                maps[i].len = len;
+                maps[i].file = fd_file[fd];
+                break;
+            }
+        pthread_mutex_unlock(&maps_mu);
+    }
+    return p;
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    resolve();
+    return mmap_common(real_mmap, addr, len, prot, flags, fd, off);
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    resolve();
+    return mmap_common(real_mmap64 ? real_mmap64 : real_mmap, addr, len, prot, flags, fd, off);
+}
+
+int munmap(void *addr, size_t len)
+{
+    resolve();
+    int rc = real_munmap != NULL ? real_munmap(addr, len) : (int)syscall(SYS_munmap, addr, len);
+    if (rc == 0) {
+        uintptr_t a = (uintptr_t)addr;
+        pthread_mutex_lock(&maps_mu);
+        for (int i = 0; i < MAX_MAPS; i++)
+            if (maps[i].len != 0 && maps[i].addr >= a && maps[i].addr - a < len)
+                maps[i].len = 0;
+        pthread_mutex_unlock(&maps_mu);
+    }
+    return rc;
+}
+
+/* Renames.  A rename whose target's last component is one of the patterns
+ * creates (or replaces) that file: the undo log records when, so that a
+ * power cut before it can leave the name free (a file written under a
+ * temporary name and renamed into place did not exist before), and fds
+ * already open on the renamed file become matched (a temporary name need
+ * not contain the pattern). */
+typedef struct rename_note {
+    int file;
+    uint64_t old_size; /* of the file the rename replaces; UINT64_MAX: none */
+} rename_note;
+
+static rename_note rename_before(int dirfd, const char *to)
+{
+    rename_note n = {match_name(to), UINT64_MAX};
+    struct stat st;
+    if (n.file >= 0 && fstatat(dirfd, to, &st, 0) == 0)
+        n.old_size = (uint64_t)st.st_size;
+    return n;
+}
+
+static void rename_after(const rename_note *n, int rc, int dirfd, const char *to)
+{
+    if (n->file < 0 || rc != 0)
+        return;
+    int saved = errno;
+    undo_record(FAULT_UNDO_RENAME, n->file, n->old_size);
+    struct stat st, fst;
+    if (fstatat(dirfd, to, &st, 0) == 0) {
+        int high = __atomic_load_n(&fd_high, __ATOMIC_RELAXED);
+        for (int fd = 0; fd <= high && fd < MAX_FD; fd++) {
+            if ((fd_flags[fd] & (FD_SEEN | FD_MATCH)) != FD_SEEN || fstat(fd, &fst) != 0 ||
+                fst.st_dev != st.st_dev || fst.st_ino != st.st_ino)
+                continue;
+            int fl = fcntl(fd, F_GETFL);
+            mark_fd(fd, n->file, fl >= 0 ? fl : 0);
+        }
+    }
+    errno = saved;
+}
+
+int rename(const char *from, const char *to)
+{
+    resolve();
+    rename_note n = rename_before(AT_FDCWD, to);
+    int rc = real_rename(from, to);
+    rename_after(&n, rc, AT_FDCWD, to);
+    return rc;
+}
+
+int renameat(int fromdir, const char *from, int todir, const char *to)
+{
+    resolve();
+    rename_note n = rename_before(todir, to);
+    int rc = real_renameat(fromdir, from, todir, to);
+    rename_after(&n, rc, todir, to);
+    return rc;
+}
+
+int renameat2(int fromdir, const char *from, int todir, const char *to, unsigned int flags)
+{
+    resolve();
+    if (real_renameat2 == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    rename_note n = rename_before(todir, to);
+    int rc = real_renameat2(fromdir, from, todir, to, flags);
+    rename_after(&n, rc, todir, to);
+    return rc;
 }
 
 ssize_t send(int fd, const void *buf, size_t n, int flags)

@@ -124,99 +124,102 @@ int fault_relay_start(relayproc *rp, const char *const *extra, const char *ctl_f
 
 /* --- power-loss emulation ------------------------------------------------ */
 
+/* The undo log of the last call, kept while the file is unchanged: a test
+ * cuts the same log at many moments. */
+static struct {
+    char path[512];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    uint8_t *data;
+    size_t len;
+} undo_cache;
+
+static const uint8_t *undo_load(const char *undo_path, size_t *len)
+{
+    struct stat sb;
+    if (stat(undo_path, &sb) != 0)
+        return NULL;
+    if (undo_cache.data != NULL && strcmp(undo_cache.path, undo_path) == 0 &&
+        undo_cache.dev == sb.st_dev && undo_cache.ino == sb.st_ino &&
+        undo_cache.size == sb.st_size && undo_cache.mtime.tv_sec == sb.st_mtim.tv_sec &&
+        undo_cache.mtime.tv_nsec == sb.st_mtim.tv_nsec) {
+        *len = undo_cache.len;
+        return undo_cache.data;
+    }
+    free(undo_cache.data);
+    undo_cache.data = NULL;
+    size_t n = 0;
+    uint8_t *d = (uint8_t *)test_read_file(undo_path, &n);
+    if (d == NULL)
+        return NULL;
+    snprintf(undo_cache.path, sizeof undo_cache.path, "%s", undo_path);
+    undo_cache.dev = sb.st_dev;
+    undo_cache.ino = sb.st_ino;
+    undo_cache.size = sb.st_size;
+    undo_cache.mtime = sb.st_mtim;
+    undo_cache.data = d;
+    undo_cache.len = n;
+    *len = n;
+    return d;
+}
+
+/* The next record at *p of the log, or 0 at the end (or a torn or unknown
+ * record: the writer was killed mid-record). */
+static int undo_next(const uint8_t *log, size_t loglen, size_t *p, fault_undo_rec *r)
+{
+    if (*p + sizeof *r > loglen)
+        return 0;
+    memcpy(r, log + *p, sizeof *r);
+    if (r->type < FAULT_UNDO_WRITE || r->type > FAULT_UNDO_RENAME || r->file >= FAULT_MAX_FILES)
+        return 0;
+    size_t body = r->type == FAULT_UNDO_WRITE ? r->len : 0;
+    if (*p + sizeof *r + body > loglen)
+        return 0;
+    *p += sizeof *r;
+    return 1;
+}
+
 typedef struct undo_entry {
-    uint64_t off, pos; /* pos: offset of the old bytes in the log */
+    uint64_t off, pos, old_size; /* pos: offset of the old bytes in the log */
     uint32_t len;
-    int lost;
+    uint8_t file, lost, pending;
 } undo_entry;
 
-int fault_powerloss_apply(const char *data_file, const char *undo_path, uint64_t cut_us,
-                          fault_powerloss_stats *st)
+/* Undo the lost writes of file index f (entries newest first), then cut the
+ * file back to the size it had before the oldest lost write that grew it
+ * (unless a kept write reaches further). */
+static int undo_file(const char *path, int f, const undo_entry *e, size_t ne,
+                     const uint8_t *log, fault_powerloss_stats *st)
 {
-    memset(st, 0, sizeof *st);
     int rc = -1;
-    size_t loglen = 0;
-    uint8_t *log = (uint8_t *)test_read_file(undo_path, &loglen);
-    undo_entry *e = NULL;
-    size_t ne = 0, cap = 0, pending_from = 0;
     uint8_t *settled = NULL;
-    int fd = -1;
-    if (log == NULL)
-        return -1;
-    /* Pass 1: classify.  Writes since the previous marker are durable if
-     * the next marker is SYNC_OK, lost if it is SYNC_FAIL or absent. */
-    for (size_t p = 0; p + sizeof(fault_undo_rec) <= loglen;) {
-        fault_undo_rec r;
-        memcpy(&r, log + p, sizeof r);
-        p += sizeof r;
-        if (r.t_us > cut_us)
-            break; /* after the power cut: everything from here is lost */
-        if (r.type == FAULT_UNDO_WRITE) {
-            if (p + r.len > loglen)
-                break; /* torn tail: the writer was killed mid-record */
-            if (ne == cap) {
-                cap = cap ? cap * 2 : 1024;
-                undo_entry *n2 = realloc(e, cap * sizeof *e);
-                if (n2 == NULL)
-                    goto out;
-                e = n2;
-            }
-            e[ne++] = (undo_entry){r.off, p, r.len, 1};
-            st->writes++;
-            p += r.len;
-        } else if (r.type == FAULT_UNDO_SYNC_OK || r.type == FAULT_UNDO_SYNC_FAIL) {
-            for (size_t i = pending_from; i < ne; i++)
-                e[i].lost = r.type == FAULT_UNDO_SYNC_FAIL;
-            pending_from = ne;
-            if (r.type == FAULT_UNDO_SYNC_OK)
-                st->syncs_ok++;
-            else
-                st->syncs_failed++;
-        } else {
-            break;
-        }
-    }
-    /* Writes after the cut never happened. */
-    for (size_t p = 0; p + sizeof(fault_undo_rec) <= loglen;) {
-        fault_undo_rec r;
-        memcpy(&r, log + p, sizeof r);
-        p += sizeof r;
-        if (r.type == FAULT_UNDO_WRITE) {
-            if (p + r.len > loglen)
-                break;
-            if (r.t_us > cut_us) {
-                if (ne == cap) {
-                    cap = cap ? cap * 2 : 1024;
-                    undo_entry *n2 = realloc(e, cap * sizeof *e);
-                    if (n2 == NULL)
-                        goto out;
-                    e = n2;
-                }
-                e[ne++] = (undo_entry){r.off, p, r.len, 1};
-                st->writes++;
-            }
-            p += r.len;
-        } else if (r.type != FAULT_UNDO_SYNC_OK && r.type != FAULT_UNDO_SYNC_FAIL) {
-            break;
-        }
-    }
-    fd = open(data_file, O_RDWR);
-    if (fd < 0)
-        goto out;
+    int fd = open(path, O_RDWR);
     struct stat sb;
-    if (fstat(fd, &sb) != 0)
+    if (fd < 0 || fstat(fd, &sb) != 0)
         goto out;
-    uint64_t size = (uint64_t)sb.st_size;
-    for (size_t i = 0; i < ne; i++)
-        if (e[i].off + e[i].len > size)
-            size = e[i].off + e[i].len;
+    uint64_t size = (uint64_t)sb.st_size, grow_from = UINT64_MAX, kept_end = 0;
+    for (size_t i = 0; i < ne; i++) {
+        if (e[i].file != f)
+            continue;
+        uint64_t end = e[i].off + e[i].len;
+        if (end > size)
+            size = end;
+        if (!e[i].lost && end > kept_end)
+            kept_end = end;
+        if (e[i].lost && end > e[i].old_size && e[i].old_size < grow_from)
+            grow_from = e[i].old_size;
+    }
     settled = calloc(size / 8 + 1, 1);
     if (settled == NULL)
         goto out;
-    /* Pass 2, newest first: a durable write settles its bytes; a lost one
-     * restores the bytes no later durable write settled. */
+    /* Newest first: a kept write settles its bytes; a lost one restores the
+     * bytes no later kept write settled. */
     for (size_t k = ne; k-- > 0;) {
         const undo_entry *u = &e[k];
+        if (u->file != f)
+            continue;
         if (u->off % 8 == 0 && u->len % 8 == 0) {
             /* Fast path for whole bitmap bytes (LMDB writes whole pages). */
             uint8_t *bm = settled + u->off / 8;
@@ -228,6 +231,7 @@ int fault_powerloss_apply(const char *data_file, const char *undo_path, uint64_t
                 continue;
             }
             st->undone_writes++;
+            st->file_undone_writes[f]++;
             if (set == nb)
                 continue;
             if (set == 0) {
@@ -237,6 +241,7 @@ int fault_powerloss_apply(const char *data_file, const char *undo_path, uint64_t
                 continue;
             }
             st->undone_writes--; /* counted again below */
+            st->file_undone_writes[f]--;
         }
         uint64_t run_start = 0;
         int in_run = 0;
@@ -258,52 +263,167 @@ int fault_powerloss_apply(const char *data_file, const char *undo_path, uint64_t
             if (b < u->off + u->len && !u->lost)
                 settled[b / 8] |= (uint8_t)(1u << (b % 8));
         }
-        if (u->lost)
+        if (u->lost) {
             st->undone_writes++;
+            st->file_undone_writes[f]++;
+        }
+    }
+    if (grow_from != UINT64_MAX) {
+        uint64_t to = grow_from > kept_end ? grow_from : kept_end;
+        if (to < (uint64_t)sb.st_size) {
+            if (ftruncate(fd, (off_t)to) != 0)
+                goto out;
+            st->truncated++;
+        }
     }
     rc = 0;
 out:
     if (fd >= 0)
         close(fd);
     free(settled);
-    free(e);
-    free(log);
     return rc;
 }
 
-long fault_undo_syncs(const char *undo_path, uint64_t **times, int **ok)
+int fault_powerloss_apply_files(const char *const *files, int nfiles, const char *undo_path,
+                                uint64_t cut_us, uint32_t writeback, fault_powerloss_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    int rc = -1;
+    size_t loglen = 0;
+    const uint8_t *log = undo_load(undo_path, &loglen);
+    undo_entry *e = NULL;
+    size_t ne = 0, cap = 0, pending_from[FAULT_MAX_FILES] = {0};
+    int named_at_cut[FAULT_MAX_FILES] = {0}, named_after[FAULT_MAX_FILES] = {0};
+    if (log == NULL || nfiles < 0 || nfiles > FAULT_MAX_FILES)
+        return -1;
+    /* Classify, in log order.  Per file: a write before the cut is kept if
+     * the file's next sync before the cut succeeded, lost if that sync failed
+     * or there is none (or kept whatever the syncs say, in writeback mode);
+     * a write after the cut is lost; syncs after the cut never happened. */
+    fault_undo_rec r;
+    for (size_t p = 0; undo_next(log, loglen, &p, &r);) {
+        size_t body = p;
+        if (r.type == FAULT_UNDO_WRITE)
+            p += r.len;
+        if (r.file >= (uint32_t)nfiles)
+            goto out; /* the caller did not say where this file is */
+        int f = (int)r.file, after = r.t_us > cut_us;
+        if (files[f] == NULL)
+            continue;
+        if (r.type == FAULT_UNDO_WRITE) {
+            if (ne == cap) {
+                cap = cap ? cap * 2 : 1024;
+                undo_entry *n2 = realloc(e, cap * sizeof *e);
+                if (n2 == NULL)
+                    goto out;
+                e = n2;
+            }
+            int wb = !after && (writeback & FAULT_FILE(f)) != 0;
+            e[ne++] = (undo_entry){r.off, body, r.old_size, r.len, (uint8_t)f, (uint8_t)!wb,
+                                   (uint8_t)(!after && !wb)};
+            st->writes++;
+            st->file_writes[f]++;
+        } else if (r.type == FAULT_UNDO_SYNC_OK || r.type == FAULT_UNDO_SYNC_FAIL) {
+            if (after)
+                continue;
+            for (size_t i = pending_from[f]; i < ne; i++)
+                if (e[i].file == f && e[i].pending) {
+                    e[i].lost = r.type == FAULT_UNDO_SYNC_FAIL;
+                    e[i].pending = 0;
+                }
+            pending_from[f] = ne;
+            if (r.type == FAULT_UNDO_SYNC_OK)
+                st->syncs_ok++;
+            else
+                st->syncs_failed++;
+        } else if (r.type == FAULT_UNDO_RENAME) {
+            if (!after)
+                named_at_cut[f] = 1;
+            else if (!named_at_cut[f] && r.old_size == UINT64_MAX)
+                named_after[f] = 1;
+        }
+    }
+    for (int f = 0; f < nfiles; f++) {
+        if (files[f] == NULL)
+            continue;
+        if (named_after[f] && !named_at_cut[f]) {
+            /* Renamed into place after the cut: the name did not exist. */
+            if (unlink(files[f]) != 0 && errno != ENOENT)
+                goto out;
+            st->removed++;
+            continue;
+        }
+        int any = 0;
+        for (size_t i = 0; i < ne && !any; i++)
+            any = e[i].file == f;
+        if (any && undo_file(files[f], f, e, ne, log, st) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(e);
+    return rc;
+}
+
+int fault_powerloss_apply(const char *data_file, const char *undo_path, uint64_t cut_us,
+                          fault_powerloss_stats *st)
+{
+    const char *files[1] = {data_file};
+    return fault_powerloss_apply_files(files, 1, undo_path, cut_us, 0, st);
+}
+
+int fault_powerloss_apply_dir(const char *dir, const char *match, const char *undo_path,
+                              uint64_t cut_us, uint32_t writeback, fault_powerloss_stats *st)
+{
+    char paths[FAULT_MAX_FILES][600];
+    const char *files[FAULT_MAX_FILES];
+    int n = 0;
+    char pat[128];
+    while (n < FAULT_MAX_FILES && fault_match_pattern(match, n, pat, sizeof pat) >= 0) {
+        snprintf(paths[n], sizeof paths[n], "%s/%s", dir, pat);
+        files[n] = paths[n];
+        n++;
+    }
+    return fault_powerloss_apply_files(files, n, undo_path, cut_us, writeback, st);
+}
+
+long fault_undo_syncs(const char *undo_path, uint64_t **times, int **ok, int **file)
 {
     size_t loglen = 0, n = 0, cap = 256;
-    uint8_t *log = (uint8_t *)test_read_file(undo_path, &loglen);
+    const uint8_t *log = undo_load(undo_path, &loglen);
     if (log == NULL)
         return -1;
     *times = malloc(cap * sizeof **times);
     *ok = malloc(cap * sizeof **ok);
-    for (size_t p = 0; *times && *ok && p + sizeof(fault_undo_rec) <= loglen;) {
-        fault_undo_rec r;
-        memcpy(&r, log + p, sizeof r);
-        p += sizeof r;
-        if (r.type == FAULT_UNDO_WRITE) {
+    int *fl = malloc(cap * sizeof *fl);
+    fault_undo_rec r;
+    for (size_t p = 0; *times && *ok && fl && undo_next(log, loglen, &p, &r);) {
+        if (r.type == FAULT_UNDO_WRITE)
             p += r.len;
-            continue;
-        }
         if (r.type != FAULT_UNDO_SYNC_OK && r.type != FAULT_UNDO_SYNC_FAIL)
-            break;
+            continue;
         if (n == cap) {
             cap *= 2;
             uint64_t *t2 = realloc(*times, cap * sizeof *t2);
-            int *o2 = t2 ? realloc(*ok, cap * sizeof *o2) : NULL;
-            if (t2)
+            if (t2 != NULL)
                 *times = t2;
-            if (o2 == NULL)
+            int *o2 = t2 ? realloc(*ok, cap * sizeof *o2) : NULL;
+            if (o2 != NULL)
+                *ok = o2;
+            int *f2 = o2 ? realloc(fl, cap * sizeof *f2) : NULL;
+            if (f2 == NULL)
                 break;
-            *ok = o2;
+            fl = f2;
         }
         (*times)[n] = r.t_us;
         (*ok)[n] = r.type == FAULT_UNDO_SYNC_OK;
+        fl[n] = (int)r.file;
         n++;
     }
-    free(log);
+    if (file != NULL)
+        *file = fl;
+    else
+        free(fl);
     return (long)n;
 }
 
@@ -381,16 +501,63 @@ out:
 
 int fault_copy_file(const char *from, const char *to)
 {
-    size_t len = 0;
-    char *data = test_read_file(from, &len);
-    if (data == NULL)
-        return -1;
-    FILE *f = fopen(to, "wb");
-    int rc = f != NULL && fwrite(data, 1, len, f) == len ? 0 : -1;
-    if (f != NULL && fclose(f) != 0)
+    /* Blocks of zeros are left as holes: a preallocated journal is mostly
+     * zeros, and a test copies stores many times. */
+    enum { BLK = 4096, BUF = 1 << 20 };
+    static const uint8_t zero[BLK];
+    int rc = -1, in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
+    uint8_t *buf = malloc(BUF);
+    uint64_t off = 0;
+    if (in < 0 || buf == NULL)
+        goto done;
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0)
+        goto done;
+    for (;;) {
+        ssize_t n = read(in, buf, BUF);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto done;
+        if (n == 0)
+            break;
+        for (ssize_t k = 0; k < n; k += BLK) {
+            size_t len = (size_t)(n - k) < BLK ? (size_t)(n - k) : BLK;
+            if (memcmp(buf + k, zero, len) == 0)
+                continue;
+            if (pwrite(out, buf + k, len, (off_t)(off + (uint64_t)k)) != (ssize_t)len)
+                goto done;
+        }
+        off += (uint64_t)n;
+    }
+    if (ftruncate(out, (off_t)off) != 0)
+        goto done;
+    rc = 0;
+done:
+    if (out >= 0 && close(out) != 0)
         rc = -1;
-    free(data);
+    if (in >= 0)
+        close(in);
+    free(buf);
     return rc;
+}
+
+int fault_copy_store(const char *from_dir, const char *to_dir, const char *match)
+{
+    char pat[128], from[600], to[600];
+    for (int i = 0; i < FAULT_MAX_FILES && fault_match_pattern(match, i, pat, sizeof pat) >= 0;
+         i++) {
+        snprintf(from, sizeof from, "%s/%s", from_dir, pat);
+        snprintf(to, sizeof to, "%s/%s", to_dir, pat);
+        if (access(from, F_OK) != 0) {
+            if (errno != ENOENT || (unlink(to) != 0 && errno != ENOENT))
+                return -1;
+            continue;
+        }
+        if (fault_copy_file(from, to) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* --- process figures ------------------------------------------------------- */
