@@ -27,10 +27,10 @@
 #include <stdint.h>
 
 #define RELAY_JOURNAL_NAME "journal"
-#define RELAY_JOURNAL_SLOT_BYTES (36u << 10)
-#define RELAY_JOURNAL_HEAD_BYTES (2u * RELAY_JOURNAL_SLOT_BYTES)
+#define RELAY_JOURNAL_SLOT_BYTES ((uint64_t)36 << 10)
+#define RELAY_JOURNAL_HEAD_BYTES ((uint64_t)72 << 10) /* two slots */
 #define RELAY_JOURNAL_REC_HDR 24u
-#define RELAY_JOURNAL_PSIZE_MAX 16384u
+#define RELAY_JOURNAL_PSIZE_MAX ((size_t)16384)
 #define RELAY_JOURNAL_MIN_BYTES (1ull << 20)
 #define RELAY_JOURNAL_DEFAULT_BYTES (32ull << 20)
 

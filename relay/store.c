@@ -390,7 +390,7 @@ int relay_store_tick(relay_store *st)
             return rc;
         MDB_val k = {4, key}, v;
         uint8_t b[8] = {0};
-        if ((rc = mdb_get(st->wtxn, st->meta, &k, &v)) == 0 && v.mv_size == 8)
+        if (mdb_get(st->wtxn, st->meta, &k, &v) == 0 && v.mv_size == 8)
             memcpy(b, v.mv_data, 8);
         for (int i = 7; i >= 0 && ++b[i] == 0; i--)
             ;

@@ -353,7 +353,7 @@ static int refuse_unrecovered(const char *data_dir, const char *storedir, FILE *
         uint8_t *cur = malloc(2u * (size_t)psize);
         snprintf(path, sizeof path, "%s/data.mdb", storedir);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (cur == NULL || fd < 0 || pread(fd, cur, 2u * (size_t)psize, 0) != (ssize_t)(2u * psize) ||
+        if (cur == NULL || fd < 0 || pread(fd, cur, 2u * (size_t)psize, 0) != (ssize_t)(2u * (size_t)psize) ||
             memcmp(cur, metas, 2u * (size_t)psize) != 0)
             dirty = 1;
         const uint8_t *p;
