@@ -14,11 +14,12 @@
 #define SLOT_MAGIC 0x414a434bu /* "AJCK" */
 #define REC_MAGIC 0x414a5231u  /* "AJR1" */
 #define SLOT_VERSION 1u
-#define SLOT_HDR 32u
+#define SLOT_HDR 40u
 
 struct relay_journal {
     int fd;
     uint64_t size;      /* file bytes */
+    uint64_t start;     /* offset of the first record after the checkpoint */
     uint64_t pos;       /* offset of the next record */
     uint64_t last_pos;  /* offset of the last appended record */
     uint64_t next_bseq; /* bseq of the next record */
@@ -196,8 +197,8 @@ static int grow_buf(relay_journal *j, size_t need)
 }
 
 /* Build slot bytes for (gen, bseq, metas) in j->buf; returns their length. */
-static size_t build_slot(relay_journal *j, uint64_t gen, uint64_t bseq, const uint8_t *metas,
-                         uint32_t psize)
+static size_t build_slot(relay_journal *j, uint64_t gen, uint64_t bseq, uint64_t start,
+                         const uint8_t *metas, uint32_t psize)
 {
     uint8_t *p = j->buf;
     size_t n = slot_bytes(psize);
@@ -205,22 +206,24 @@ static size_t build_slot(relay_journal *j, uint64_t gen, uint64_t bseq, const ui
     put_u32(p + 4, SLOT_VERSION);
     put_u64(p + 8, gen);
     put_u64(p + 16, bseq);
-    put_u32(p + 24, psize);
-    put_u32(p + 28, 0);
+    put_u64(p + 24, start);
+    put_u32(p + 32, psize);
+    put_u32(p + 36, 0);
     memcpy(p + SLOT_HDR, metas, 2u * (size_t)psize);
     put_u32(p + n - 4, relay_crc32c(0, p, n - 4));
     return n;
 }
 
 /* Read and check slot i into j->buf; 0 if valid. */
-static int read_slot(relay_journal *j, int i, uint64_t *gen, uint64_t *bseq, uint32_t *psize)
+static int read_slot(relay_journal *j, int i, uint64_t *gen, uint64_t *bseq, uint64_t *start,
+                     uint32_t *psize)
 {
     uint8_t *p = j->buf;
     if (pread_all(j->fd, p, RELAY_JOURNAL_SLOT_BYTES, (uint64_t)i * RELAY_JOURNAL_SLOT_BYTES) != 0)
         return -1;
     if (get_u32(p) != SLOT_MAGIC || get_u32(p + 4) != SLOT_VERSION)
         return -1;
-    uint32_t ps = get_u32(p + 24);
+    uint32_t ps = get_u32(p + 32);
     if (!psize_ok(ps))
         return -1;
     size_t n = slot_bytes(ps);
@@ -228,6 +231,7 @@ static int read_slot(relay_journal *j, int i, uint64_t *gen, uint64_t *bseq, uin
         return -1;
     *gen = get_u64(p + 8);
     *bseq = get_u64(p + 16);
+    *start = get_u64(p + 24);
     *psize = ps;
     return 0;
 }
@@ -267,14 +271,17 @@ int relay_journal_open(relay_journal **out, const char *dir, const char **why)
     }
     int best = -1;
     for (int i = 0; i < 2; i++) {
-        uint64_t gen, bseq;
+        uint64_t gen, bseq, start;
         uint32_t psize;
-        if (read_slot(j, i, &gen, &bseq, &psize) != 0)
+        if (read_slot(j, i, &gen, &bseq, &start, &psize) != 0)
+            continue;
+        if (start < RELAY_JOURNAL_HEAD_BYTES || start > j->size)
             continue;
         if (best < 0 || gen > j->gen) {
             best = i;
             j->gen = gen;
             j->ckpt_bseq = bseq;
+            j->start = start;
             j->psize = psize;
             memcpy(j->metas, j->buf + SLOT_HDR, 2u * (size_t)psize);
         }
@@ -284,7 +291,7 @@ int relay_journal_open(relay_journal **out, const char *dir, const char **why)
         *why = "journal has no valid checkpoint";
         return ALCOVE_ECORRUPT;
     }
-    j->pos = j->last_pos = RELAY_JOURNAL_HEAD_BYTES;
+    j->pos = j->last_pos = j->start;
     j->next_bseq = j->ckpt_bseq + 1;
     *out = j;
     return 0;
@@ -334,7 +341,8 @@ int relay_journal_create(relay_journal **out, const char *dir, uint64_t bytes, u
     j->ckpt_bseq = bseq;
     j->psize = psize;
     memcpy(j->metas, metas, 2u * (size_t)psize);
-    size_t n = build_slot(j, j->gen, bseq, metas, psize);
+    j->start = RELAY_JOURNAL_HEAD_BYTES;
+    size_t n = build_slot(j, j->gen, bseq, j->start, metas, psize);
     if (pwrite_all(j->fd, j->buf, n, (j->gen & 1) * RELAY_JOURNAL_SLOT_BYTES) != 0 ||
         fsync(j->fd) != 0)
         goto fail;
@@ -366,7 +374,13 @@ const uint8_t *relay_journal_metas(const relay_journal *j, uint32_t *psize)
 
 uint64_t relay_journal_ckpt_bseq(const relay_journal *j) { return j->ckpt_bseq; }
 uint64_t relay_journal_last_bseq(const relay_journal *j) { return j->next_bseq - 1; }
-uint64_t relay_journal_used(const relay_journal *j) { return j->pos - RELAY_JOURNAL_HEAD_BYTES; }
+uint64_t relay_journal_used(const relay_journal *j)
+{
+    if (j->pos >= j->start)
+        return j->pos - j->start;
+    return (j->size - j->start) + (j->pos - RELAY_JOURNAL_HEAD_BYTES);
+}
+
 uint64_t relay_journal_size(const relay_journal *j) { return j->size; }
 
 size_t relay_journal_max_payload(const relay_journal *j)
@@ -374,30 +388,57 @@ size_t relay_journal_max_payload(const relay_journal *j)
     return (size_t)((j->size - RELAY_JOURNAL_HEAD_BYTES) / 4) - RELAY_JOURNAL_REC_HDR;
 }
 
-int relay_journal_fits(const relay_journal *j, size_t payload_len)
+/* Where a record of rec bytes goes: at pos, or wrapped to the start of the
+ * record area, never over the records since the checkpoint (from start).
+ * pos only meets start again when the ring is empty (the inequalities are
+ * strict), so "pos == start" always means "no record since the
+ * checkpoint".  Returns 0 and the offset, or -1 if it does not fit. */
+static int place(const relay_journal *j, uint64_t rec, uint64_t *at)
 {
-    return payload_len <= relay_journal_max_payload(j) &&
-           j->pos + RELAY_JOURNAL_REC_HDR + payload_len <= j->size;
+    if (j->pos >= j->start) { /* live records in [start, pos) */
+        if (j->pos + rec <= j->size) {
+            *at = j->pos;
+            return 0;
+        }
+        if (RELAY_JOURNAL_HEAD_BYTES + rec < j->start ||
+            (j->pos == j->start && RELAY_JOURNAL_HEAD_BYTES + rec <= j->size)) {
+            *at = RELAY_JOURNAL_HEAD_BYTES;
+            return 0;
+        }
+        return -1;
+    }
+    if (j->pos + rec < j->start) { /* wrapped: live in [start, end) + [HEAD, pos) */
+        *at = j->pos;
+        return 0;
+    }
+    return -1;
 }
 
-int relay_journal_replay_next(relay_journal *j, const uint8_t **payload, size_t *len,
-                              uint64_t *bseq)
+int relay_journal_fits(const relay_journal *j, size_t payload_len)
+{
+    uint64_t at;
+    return payload_len <= relay_journal_max_payload(j) &&
+           place(j, RELAY_JOURNAL_REC_HDR + payload_len, &at) == 0;
+}
+
+/* The record with bseq next_bseq at `at`, if valid: its payload in j->buf. */
+static int read_record(relay_journal *j, uint64_t at, size_t *len)
 {
     uint8_t h[RELAY_JOURNAL_REC_HDR];
-    if (j->pos + RELAY_JOURNAL_REC_HDR > j->size)
+    if (at + RELAY_JOURNAL_REC_HDR > j->size)
         return ALCOVE_ENOTFOUND;
-    int r = pread_all(j->fd, h, sizeof h, j->pos);
+    int r = pread_all(j->fd, h, sizeof h, at);
     if (r < 0)
         return ALCOVE_EIO;
     if (r > 0 || get_u32(h) != REC_MAGIC || get_u64(h + 8) != j->next_bseq)
         return ALCOVE_ENOTFOUND;
     uint32_t n = get_u32(h + 4);
-    if (n > relay_journal_max_payload(j) || j->pos + RELAY_JOURNAL_REC_HDR + n > j->size)
+    if (n > relay_journal_max_payload(j) || at + RELAY_JOURNAL_REC_HDR + n > j->size)
         return ALCOVE_ENOTFOUND;
     if (grow_buf(j, RELAY_JOURNAL_REC_HDR + (size_t)n) != 0)
         return ALCOVE_ENOMEM;
     uint8_t *p = j->buf + RELAY_JOURNAL_REC_HDR;
-    r = pread_all(j->fd, p, n, j->pos + RELAY_JOURNAL_REC_HDR);
+    r = pread_all(j->fd, p, n, at + RELAY_JOURNAL_REC_HDR);
     if (r < 0)
         return ALCOVE_EIO;
     if (r > 0)
@@ -405,11 +446,29 @@ int relay_journal_replay_next(relay_journal *j, const uint8_t **payload, size_t 
     uint32_t crc = relay_crc32c(relay_crc32c(0, h + 4, 12), p, n);
     if (crc != get_u32(h + 16))
         return ALCOVE_ENOTFOUND;
-    *payload = p;
     *len = n;
+    return 0;
+}
+
+int relay_journal_replay_next(relay_journal *j, const uint8_t **payload, size_t *len,
+                              uint64_t *bseq)
+{
+    /* The chain continues right after the last record, or, where the
+     * writer wrapped, at the start of the record area.  Only the expected
+     * batch number with a valid checksum counts: a record left from an
+     * earlier lap has a smaller one. */
+    uint64_t at = j->pos;
+    int rc = read_record(j, at, len);
+    if (rc == ALCOVE_ENOTFOUND && at != RELAY_JOURNAL_HEAD_BYTES) {
+        at = RELAY_JOURNAL_HEAD_BYTES;
+        rc = read_record(j, at, len);
+    }
+    if (rc != 0)
+        return rc;
+    *payload = j->buf + RELAY_JOURNAL_REC_HDR;
     *bseq = j->next_bseq;
-    j->last_pos = j->pos;
-    j->pos += RELAY_JOURNAL_REC_HDR + n;
+    j->last_pos = at;
+    j->pos = at + RELAY_JOURNAL_REC_HDR + *len;
     j->next_bseq++;
     return 0;
 }
@@ -426,7 +485,7 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
 {
     uint8_t *h = j->buf;
     *err = 0;
-    if (!relay_journal_fits(j, payload_len)) {
+    if (payload_len > relay_journal_max_payload(j)) {
         *err = ENOSPC;
         return ALCOVE_EIO;
     }
@@ -436,13 +495,18 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
     put_u32(h + 16, relay_crc32c(relay_crc32c(0, h + 4, 12), h + RELAY_JOURNAL_REC_HDR,
                                  payload_len));
     put_u32(h + 20, 0);
-    if (pwrite_all(j->fd, h, RELAY_JOURNAL_REC_HDR + payload_len, j->pos) != 0 ||
+    uint64_t at;
+    if (place(j, RELAY_JOURNAL_REC_HDR + payload_len, &at) != 0) {
+        *err = ENOSPC;
+        return ALCOVE_EIO;
+    }
+    if (pwrite_all(j->fd, h, RELAY_JOURNAL_REC_HDR + payload_len, at) != 0 ||
         fdatasync(j->fd) != 0) {
         *err = errno;
         return ALCOVE_EIO;
     }
-    j->last_pos = j->pos;
-    j->pos += RELAY_JOURNAL_REC_HDR + payload_len;
+    j->last_pos = at;
+    j->pos = at + RELAY_JOURNAL_REC_HDR + payload_len;
     j->next_bseq++;
     return 0;
 }
@@ -462,24 +526,31 @@ int relay_journal_unappend(relay_journal *j, int *err)
     return 0;
 }
 
-int relay_journal_checkpoint(relay_journal *j, const uint8_t *metas, uint32_t psize, int *err)
+relay_journal_mark relay_journal_get_mark(const relay_journal *j)
+{
+    relay_journal_mark m = {j->next_bseq - 1, j->pos};
+    return m;
+}
+
+int relay_journal_checkpoint(relay_journal *j, const uint8_t *metas, uint32_t psize,
+                             relay_journal_mark mark, int *err)
 {
     *err = 0;
     if (!psize_ok(psize)) {
         *err = EINVAL;
         return ALCOVE_EIO;
     }
-    uint64_t gen = j->gen + 1, bseq = j->next_bseq - 1;
-    size_t n = build_slot(j, gen, bseq, metas, psize);
+    uint64_t gen = j->gen + 1;
+    size_t n = build_slot(j, gen, mark.bseq, mark.pos, metas, psize);
     if (pwrite_all(j->fd, j->buf, n, (gen & 1) * RELAY_JOURNAL_SLOT_BYTES) != 0 ||
         fdatasync(j->fd) != 0) {
         *err = errno;
         return ALCOVE_EIO;
     }
     j->gen = gen;
-    j->ckpt_bseq = bseq;
+    j->ckpt_bseq = mark.bseq;
     j->psize = psize;
     memcpy(j->metas, metas, 2u * (size_t)psize);
-    j->pos = j->last_pos = RELAY_JOURNAL_HEAD_BYTES;
+    j->start = mark.pos;
     return 0;
 }

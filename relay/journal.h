@@ -3,12 +3,15 @@
  *
  * One preallocated, zero-filled file <store>/journal.  Its head holds two
  * checkpoint slots (written alternately); each names the last batch whose
- * effects are durable in data.mdb and carries a raw copy of LMDB's two meta
- * pages as they were at that moment.  After the slots come batch records,
- * written in place from the start of the record area after each checkpoint:
+ * effects are durable in data.mdb, the offset of the record after it, and
+ * carries a raw copy of LMDB's two meta pages as they were at that moment.
+ * After the slots comes the record area, used as a ring: records follow one
+ * another and wrap to the area's start when one does not fit before the end,
+ * never over the records written since the last checkpoint:
  *
  *   slot:   magic "AJCK" | version u32 (1) | gen u64 | bseq u64 |
- *           psize u32 | zero u32 | meta pages (2 * psize) | crc32c u32
+ *           start u64 | psize u32 | zero u32 | meta pages (2 * psize) |
+ *           crc32c u32
  *   record: magic "AJR1" | len u32 | bseq u64 | crc32c u32 | zero u32 |
  *           payload (len bytes, relay_op encoding)
  *
@@ -68,8 +71,8 @@ int relay_journal_replay_next(relay_journal *j, const uint8_t **payload, size_t 
 /* Largest payload one record can hold (the record area is at least four
  * times that). */
 size_t relay_journal_max_payload(const relay_journal *j);
-/* 1 if a record of payload_len bytes fits after the records written since
- * the last checkpoint. */
+/* 1 if a record of payload_len bytes fits in the ring beside the records
+ * written since the last checkpoint. */
 int relay_journal_fits(const relay_journal *j, size_t payload_len);
 /* A buffer for the next record's payload (payload_len <= max_payload);
  * NULL on allocation failure.  Valid until the next journal call. */
@@ -83,14 +86,25 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err);
  * its header is zeroed and synced, and the next record takes its place and
  * bseq.  Returns 0 or ALCOVE_EIO. */
 int relay_journal_unappend(relay_journal *j, int *err);
-/* Record a checkpoint: LMDB is durable up to the last appended record, with
- * these meta pages.  Writes the older slot, fdatasyncs, and starts the
- * record area afresh.  Returns 0 or ALCOVE_EIO (the previous checkpoint and
- * the records after it stay valid). */
-int relay_journal_checkpoint(relay_journal *j, const uint8_t *metas, uint32_t psize, int *err);
+/* Where the journal stands: the last batch appended and the offset of the
+ * next record.  Taken when a checkpoint's snapshot is pinned; records
+ * appended afterwards (while data.mdb syncs) stay after the checkpoint. */
+typedef struct relay_journal_mark {
+    uint64_t bseq;
+    uint64_t pos;
+} relay_journal_mark;
+relay_journal_mark relay_journal_get_mark(const relay_journal *j);
+/* Record a checkpoint: LMDB is durable up to batch mark.bseq, with these
+ * meta pages; the chain continues at mark.pos.  Writes the older slot and
+ * fdatasyncs; the ring's space before mark.pos is free again.  Returns 0 or
+ * ALCOVE_EIO (the previous checkpoint and the records after it stay
+ * valid). */
+int relay_journal_checkpoint(relay_journal *j, const uint8_t *metas, uint32_t psize,
+                             relay_journal_mark mark, int *err);
 
 uint64_t relay_journal_last_bseq(const relay_journal *j);
-/* Record bytes written since the last checkpoint. */
+/* Ring bytes taken by the records since the last checkpoint (with any gap
+ * left at the end of the ring by a wrap). */
 uint64_t relay_journal_used(const relay_journal *j);
 uint64_t relay_journal_size(const relay_journal *j);
 

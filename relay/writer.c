@@ -16,6 +16,9 @@
 struct relay_writer {
     uv_loop_t *loop;
     uv_async_t async;
+    uv_check_t check;  /* end of a loop iteration: hand over what it queued */
+    uv_idle_t idle;    /* keeps the loop from blocking while ops are queued */
+    relay_op *local_head, *local_tail; /* queued this iteration, loop thread only */
     relay_store *st;
     relay_journal *j;
     pthread_t thread;
@@ -27,6 +30,8 @@ struct relay_writer {
     uint32_t max_ops;
     uint64_t max_bytes;
     int stop;
+    int busy; /* guarded by mu: a batch or checkpoint is being written */
+    int waiting; /* guarded by mu: the writer sleeps until signalled */
     int thread_started;
     relay_writer_done_cb cb;
     void *ctx;
@@ -35,9 +40,13 @@ struct relay_writer {
     uint64_t ckpt_bytes;
     uint64_t dirty_since_ms; /* monotonic ms of the first record since the last checkpoint */
     int ckpt_broken;
+    uint64_t wb_bytes;       /* journaled since data.mdb's last writeback hint */
     int journal_err;         /* errno of the last journal failure, 0 if the store's */
     uint8_t *metas;          /* 2 * RELAY_JOURNAL_PSIZE_MAX */
 };
+
+static void on_check(uv_check_t *h);
+static void on_idle(uv_idle_t *h);
 
 static uint64_t mono_ms(void)
 {
@@ -49,12 +58,17 @@ static uint64_t mono_ms(void)
 /* --- checkpoints ------------------------------------------------------------ */
 
 /* Make data.mdb durable as it is now and record it in the journal.  Order:
- * pin the current snapshot (so its pages stay in place), sync data.mdb, save
- * its meta pages into the journal's older slot and sync that, then drop the
- * previous pin.  A failed data sync breaks checkpoints for good (see
- * writer.h); a failed slot write leaves the previous checkpoint valid and is
- * retried next time.  Returns 0, ALCOVE_ESTORE, ALCOVE_EIO. */
-static int checkpoint(relay_store *st, relay_journal *j, uint8_t *metas, int *broken)
+ * pin the current snapshot (so its pages stay in place), read its meta
+ * pages and the journal's position (the mark), sync data.mdb, save the meta
+ * pages into the journal's older slot and sync that, then drop the previous
+ * pin.  With w (the writer, which the caller made busy), the data sync runs
+ * without holding busy, so batches keep being journaled and committed
+ * meanwhile; they follow the mark, and both pins keep the snapshots they
+ * could be replayed onto intact.  A failed data sync breaks checkpoints for
+ * good (see writer.h); a failed slot write leaves the previous checkpoint
+ * valid and is retried later.  Returns 0, ALCOVE_ESTORE, ALCOVE_EIO. */
+static int checkpoint(relay_store *st, relay_journal *j, uint8_t *metas, int *broken,
+                      relay_writer *w)
 {
     if (*broken)
         return ALCOVE_ESTORE;
@@ -64,29 +78,49 @@ static int checkpoint(relay_store *st, relay_journal *j, uint8_t *metas, int *br
     int rc = relay_store_pin_push(st);
     if (rc != 0)
         return rc;
+    rc = relay_store_read_metas(st, metas, psize);
+    if (rc != 0) {
+        relay_store_pin_settle(st, 0);
+        return rc;
+    }
+    relay_journal_mark mark = relay_journal_get_mark(j);
+    if (w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        w->busy = 0;
+        pthread_mutex_unlock(&w->mu);
+    }
     rc = relay_store_sync(st);
+    if (w != NULL) {
+        pthread_mutex_lock(&w->mu);
+        while (w->busy) { /* the loop thread is writing a batch */
+            w->waiting = 1;
+            pthread_cond_wait(&w->cv, &w->mu);
+            w->waiting = 0;
+        }
+        w->busy = 1;
+        pthread_mutex_unlock(&w->mu);
+    }
     if (rc != 0) {
         *broken = 1;
         relay_store_pin_settle(st, 0);
         return rc;
     }
-    rc = relay_store_read_metas(st, metas, psize);
-    if (rc == 0) {
-        int err;
-        rc = relay_journal_checkpoint(j, metas, psize, &err);
-    }
+    int err;
+    rc = relay_journal_checkpoint(j, metas, psize, mark, &err);
     relay_store_pin_settle(st, rc == 0);
     return rc;
 }
 
-static int writer_checkpoint(relay_writer *w)
+/* A checkpoint from the writer (busy held by the caller).  concurrent: let
+ * batches be written while data.mdb syncs (not from inside a batch). */
+static int writer_checkpoint_mode(relay_writer *w, int concurrent)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = checkpoint(w->st, w->j, w->metas, &w->ckpt_broken);
+    int rc = checkpoint(w->st, w->j, w->metas, &w->ckpt_broken, concurrent ? w : NULL);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (rc == 0)
-        w->dirty_since_ms = 0;
+        w->dirty_since_ms = relay_journal_used(w->j) > 0 ? mono_ms() : 0;
     else
         w->dirty_since_ms = mono_ms(); /* retry after CKPT_MS, not at once */
     pthread_mutex_lock(&w->mu);
@@ -102,6 +136,8 @@ static int writer_checkpoint(relay_writer *w)
     pthread_mutex_unlock(&w->mu);
     return rc;
 }
+
+static int writer_checkpoint(relay_writer *w) { return writer_checkpoint_mode(w, 0); }
 
 static int checkpoint_due(const relay_writer *w, uint64_t now)
 {
@@ -124,6 +160,18 @@ static int release_freed_pages(relay_writer *w)
     if (rc == 0)
         rc = relay_store_fit_cap(w->st);
     return rc;
+}
+
+/* Start data.mdb's writeback once a few MiB were committed since the last
+ * time, so that checkpoints find little left to write; not after every
+ * commit (each hint is an I/O submission of its own). */
+#define WRITEBACK_BYTES (1u << 20)
+static void maybe_writeback(relay_writer *w)
+{
+    if (w->wb_bytes < WRITEBACK_BYTES)
+        return;
+    w->wb_bytes = 0;
+    relay_store_writeback(w->st);
 }
 
 /* --- one batch ----------------------------------------------------------------- */
@@ -168,6 +216,7 @@ static int journal_batch(relay_writer *w, const relay_op *batch, int *direct, in
         return rc;
     }
     *journaled = 1;
+    w->wb_bytes += n;
     if (w->dirty_since_ms == 0)
         w->dirty_since_ms = mono_ms();
     pthread_mutex_lock(&w->mu);
@@ -292,7 +341,7 @@ int relay_writer_recover(relay_store *st, relay_journal *j, uint64_t *batches, u
     }
     if (rc == 0) {
         int broken = 0;
-        rc = checkpoint(st, j, metas, &broken);
+        rc = checkpoint(st, j, metas, &broken, NULL);
     }
     free(metas);
     return rc;
@@ -326,8 +375,8 @@ int relay_writer_create_journal(relay_store *st, const char *storedir, uint64_t 
 
 /* --- the thread ----------------------------------------------------------------- */
 
-/* Hand a finished batch to the loop thread (called without the lock). */
-static void deliver(relay_writer *w, relay_op *batch, int rc)
+/* Set every op's result from the batch's; returns the last op. */
+static relay_op *set_results(relay_writer *w, relay_op *batch, int rc)
 {
     relay_op *last = batch;
     for (relay_op *op = batch; op != NULL; op = op->next) {
@@ -337,6 +386,13 @@ static void deliver(relay_writer *w, relay_op *batch, int rc)
             op->store_rc = w->journal_err ? w->journal_err : relay_store_last_rc(w->st);
         last = op;
     }
+    return last;
+}
+
+/* Hand a finished batch to the loop thread (called without the lock). */
+static void deliver(relay_writer *w, relay_op *batch, int rc)
+{
+    relay_op *last = set_results(w, batch, rc);
     pthread_mutex_lock(&w->mu);
     if (rc != 0)
         w->stats.failed_batches++;
@@ -370,21 +426,34 @@ static void *writer_main(void *arg)
     size_t max_payload = relay_journal_max_payload(w->j);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->in_head == NULL && !w->stop) {
-            uint64_t now = mono_ms();
-            if (checkpoint_due(w, now)) {
-                pthread_mutex_unlock(&w->mu);
-                (void)writer_checkpoint(w);
-                pthread_mutex_lock(&w->mu);
+        while ((w->in_head == NULL || w->busy) && !w->stop) {
+            if (w->busy) { /* the loop thread is writing a batch itself */
+                w->waiting = 1;
+                pthread_cond_wait(&w->cv, &w->mu);
+                w->waiting = 0;
                 continue;
             }
-            if (!w->ckpt_broken && relay_journal_used(w->j) > 0)
+            uint64_t now = mono_ms();
+            if (checkpoint_due(w, now)) {
+                w->busy = 1;
+                pthread_mutex_unlock(&w->mu);
+                (void)writer_checkpoint_mode(w, 1);
+                pthread_mutex_lock(&w->mu);
+                w->busy = 0;
+                continue;
+            }
+            if (!w->ckpt_broken && relay_journal_used(w->j) > 0) {
                 timed_wait(w, w->dirty_since_ms + CKPT_MS);
-            else
+            } else {
+                w->waiting = 1;
                 pthread_cond_wait(&w->cv, &w->mu);
+                w->waiting = 0;
+            }
         }
         if (w->in_head == NULL && w->stop)
             break;
+        while (w->busy) /* stopping while the loop thread writes: cannot happen */
+            pthread_cond_wait(&w->cv, &w->mu);
         /* Take a bounded prefix of the queue: ops, blob bytes, and what one
          * journal record holds (a single larger op goes alone). */
         relay_op *batch = w->in_head, *last = batch;
@@ -405,6 +474,7 @@ static void *writer_main(void *arg)
         last->next = NULL;
         w->stats.commits++;
         w->stats.ops += n;
+        w->busy = 1;
         pthread_mutex_unlock(&w->mu);
 
         if (jbytes <= max_payload && !relay_journal_fits(w->j, jbytes))
@@ -415,12 +485,12 @@ static void *writer_main(void *arg)
         w->journal_err = 0;
         int rc = commit_batch(w, w->st, batch, &grew);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (rc == 0) /* start data.mdb's writeback now: checkpoints then stall less */
-            relay_store_writeback(w->st);
+        maybe_writeback(w);
         deliver(w, batch, rc);
         if (checkpoint_due(w, mono_ms()))
-            (void)writer_checkpoint(w);
+            (void)writer_checkpoint_mode(w, 1);
         pthread_mutex_lock(&w->mu);
+        w->busy = 0;
         w->stats.map_grows += (uint64_t)grew;
         relay_hist_add(&w->stats.batch_ops, n);
         relay_hist_add(&w->stats.commit_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
@@ -490,10 +560,15 @@ int relay_writer_start(relay_writer **out, uv_loop_t *loop, relay_store *st,
         return ALCOVE_EIO;
     }
     w->async.data = w;
+    (void)uv_check_init(loop, &w->check);
+    (void)uv_idle_init(loop, &w->idle);
+    w->check.data = w->idle.data = w;
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         /* The async handle must be closed through the loop; freeing it is
          * the caller's relay_writer_free after the loop ran. */
         uv_close((uv_handle_t *)&w->async, NULL);
+        uv_close((uv_handle_t *)&w->check, NULL);
+        uv_close((uv_handle_t *)&w->idle, NULL);
         *out = w;
         return ALCOVE_EIO;
     }
@@ -506,15 +581,103 @@ void relay_writer_submit(relay_writer *w, relay_op *op)
 {
     op->next = NULL;
     w->inflight++;
+    if (w->local_tail != NULL) {
+        w->local_tail->next = op;
+    } else {
+        w->local_head = op;
+        if (!w->stop) {
+            (void)uv_check_start(&w->check, on_check);
+            (void)uv_idle_start(&w->idle, on_idle);
+        }
+    }
+    w->local_tail = op;
+}
+
+/* Queue a list for the writer thread (loop thread). */
+static void hand_over(relay_writer *w, relay_op *head, relay_op *tail)
+{
     pthread_mutex_lock(&w->mu);
     if (w->in_tail != NULL)
-        w->in_tail->next = op;
+        w->in_tail->next = head;
     else
-        w->in_head = op;
-    w->in_tail = op;
+        w->in_head = head;
+    w->in_tail = tail;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
+
+/* Write a batch on the loop thread when the writer thread has nothing to do
+ * (what a lone request waits for is then one fdatasync, not two thread
+ * wake-ups on top).  Returns 0 if it did, -1 if the batch must go to the
+ * writer thread (it is busy or has work queued, or the batch needs a
+ * checkpoint or is larger than one group commit). */
+static int commit_inline(relay_writer *w, relay_op *batch)
+{
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+    size_t jbytes = 0;
+    for (const relay_op *op = batch; op != NULL; op = op->next) {
+        n++;
+        bytes += op->blob_len;
+        jbytes += relay_op_encoded_size(op);
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->busy || w->in_head != NULL || w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    w->busy = 1;
+    pthread_mutex_unlock(&w->mu);
+    if (n > w->max_ops || bytes > w->max_bytes || jbytes > relay_journal_max_payload(w->j) ||
+        !relay_journal_fits(w->j, jbytes)) {
+        pthread_mutex_lock(&w->mu);
+        w->busy = 0;
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
+    int grew = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    w->journal_err = 0;
+    int rc = commit_batch(w, w->st, batch, &grew);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    maybe_writeback(w);
+    set_results(w, batch, rc);
+    pthread_mutex_lock(&w->mu);
+    w->busy = 0;
+    w->stats.commits++;
+    w->stats.ops += n;
+    if (rc != 0)
+        w->stats.failed_batches++;
+    w->stats.map_grows += (uint64_t)grew;
+    relay_hist_add(&w->stats.batch_ops, n);
+    relay_hist_add(&w->stats.commit_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+                                                   (t1.tv_nsec - t0.tv_nsec) / 1000));
+    if (w->waiting) /* it may now have a checkpoint to schedule */
+        pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    w->inflight -= n;
+    w->cb(w->ctx, batch);
+    return 0;
+}
+
+/* Everything queued during this loop iteration becomes one batch: written
+ * here when the writer thread is idle, else handed to it.  Completing a
+ * batch can queue more (purges): repeat until nothing is left. */
+static void flush_local(relay_writer *w)
+{
+    while (w->local_head != NULL) {
+        relay_op *head = w->local_head, *tail = w->local_tail;
+        w->local_head = w->local_tail = NULL;
+        if (w->stop || commit_inline(w, head) != 0)
+            hand_over(w, head, tail);
+    }
+    (void)uv_check_stop(&w->check);
+    (void)uv_idle_stop(&w->idle);
+}
+
+static void on_check(uv_check_t *h) { flush_local(h->data); }
+static void on_idle(uv_idle_t *h) { flush_local(h->data); }
 
 uint64_t relay_writer_inflight(const relay_writer *w) { return w->inflight; }
 
@@ -528,6 +691,9 @@ relay_writer_stats relay_writer_get_stats(relay_writer *w)
 
 void relay_writer_stop(relay_writer *w)
 {
+    if (w->local_head != NULL) /* the writer thread finishes them */
+        hand_over(w, w->local_head, w->local_tail);
+    w->local_head = w->local_tail = NULL;
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
     pthread_cond_signal(&w->cv);
@@ -539,6 +705,10 @@ void relay_writer_stop(relay_writer *w)
     on_async(&w->async); /* deliver the last batches */
     if (!uv_is_closing((uv_handle_t *)&w->async))
         uv_close((uv_handle_t *)&w->async, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->check))
+        uv_close((uv_handle_t *)&w->check, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->idle))
+        uv_close((uv_handle_t *)&w->idle, NULL);
 }
 
 void relay_writer_free(relay_writer *w)

@@ -148,7 +148,7 @@ static void test_torn_record_ends_the_chain(void **state)
     test_rmtree(dir);
 }
 
-static void test_checkpoint_restarts_the_area_and_stale_records_stay_dead(void **state)
+static void test_checkpoint_frees_the_ring_and_old_records_stay_dead(void **state)
 {
     (void)state;
     char dir[256];
@@ -161,7 +161,7 @@ static void test_checkpoint_restarts_the_area_and_stale_records_stay_dead(void *
     for (int i = 0; i < 5; i++)
         append(j, 1000, (uint8_t)(10 + i));
     assert_true(relay_journal_used(j) > 0);
-    assert_int_equal(relay_journal_checkpoint(j, metas_b, PSIZE, &err), 0);
+    assert_int_equal(relay_journal_checkpoint(j, metas_b, PSIZE, relay_journal_get_mark(j), &err), 0);
     assert_int_equal(relay_journal_used(j), 0);
     relay_journal_close(j);
     /* After the checkpoint the five old records are still on disk, but
@@ -171,12 +171,51 @@ static void test_checkpoint_restarts_the_area_and_stale_records_stay_dead(void *
     assert_memory_equal(relay_journal_metas(j, &psize), metas_b, sizeof metas_b);
     assert_int_equal(relay_journal_ckpt_bseq(j), 5);
     expect_chain(j, 6, 0, NULL, NULL);
-    append(j, 10, 0x66); /* overwrites the head of record 1 only */
+    append(j, 10, 0x66); /* goes after record 5: the ring continues */
     relay_journal_close(j);
     assert_int_equal(relay_journal_open(&j, dir, &why), 0);
     size_t lens[1] = {10};
     uint8_t fills[1] = {0x66};
     expect_chain(j, 6, 1, lens, fills);
+    relay_journal_close(j);
+    test_rmtree(dir);
+}
+
+/* A checkpoint taken at a mark (records appended after the mark, while
+ * data.mdb synced, stay live); later records wrap to the area's start, up to
+ * but never over the oldest live one; replay follows the wrap. */
+static void test_ring_wraps_after_a_mark_and_never_overwrites_live_records(void **state)
+{
+    (void)state;
+    char dir[256];
+    test_mkdtemp(dir, sizeof dir);
+    fill_metas();
+    relay_journal *j = NULL;
+    const char *why = NULL;
+    int err;
+    assert_int_equal(relay_journal_create(&j, dir, 1u << 20, 0, metas_a, PSIZE, &why), 0);
+    size_t len = 200u << 10;
+    append(j, len, 1);
+    append(j, len, 2);
+    relay_journal_mark mark = relay_journal_get_mark(j);
+    assert_int_equal(mark.bseq, 2);
+    append(j, len, 3);
+    append(j, len, 4);
+    assert_int_equal(relay_journal_checkpoint(j, metas_b, PSIZE, mark, &err), 0);
+    assert_int_equal(relay_journal_used(j), 2 * (len + RELAY_JOURNAL_REC_HDR));
+    /* 5 does not fit before the end: it wraps over 1 (free again). */
+    assert_true(relay_journal_fits(j, len));
+    append(j, len, 5);
+    /* 6 would reach 3, the oldest live record: refused. */
+    assert_false(relay_journal_fits(j, len));
+    assert_non_null(relay_journal_payload_buf(j, len));
+    assert_int_equal(relay_journal_append(j, len, &err), ALCOVE_EIO);
+    relay_journal_close(j);
+    assert_int_equal(relay_journal_open(&j, dir, &why), 0);
+    assert_int_equal(relay_journal_ckpt_bseq(j), 2);
+    size_t lens[3] = {len, len, len};
+    uint8_t fills[3] = {3, 4, 5};
+    expect_chain(j, 3, 3, lens, fills);
     relay_journal_close(j);
     test_rmtree(dir);
 }
@@ -195,7 +234,7 @@ static void test_torn_slot_falls_back_to_the_previous_checkpoint(void **state)
     append(j, 64, 0x22);
     /* A checkpoint to generation 2 whose slot write was torn: write it,
      * then damage it, as a power cut in the middle of the write would. */
-    assert_int_equal(relay_journal_checkpoint(j, metas_b, PSIZE, &err), 0);
+    assert_int_equal(relay_journal_checkpoint(j, metas_b, PSIZE, relay_journal_get_mark(j), &err), 0);
     relay_journal_close(j);
     jpath(dir, path, sizeof path);
     int fd = open(path, O_RDWR);
@@ -272,7 +311,7 @@ static void test_full_journal_refuses_and_sizes_are_bounded(void **state)
     assert_int_equal(n, 4);
     assert_non_null(relay_journal_payload_buf(j, max));
     assert_int_equal(relay_journal_append(j, max, &err), ALCOVE_EIO);
-    assert_int_equal(relay_journal_checkpoint(j, metas_a, PSIZE, &err), 0);
+    assert_int_equal(relay_journal_checkpoint(j, metas_a, PSIZE, relay_journal_get_mark(j), &err), 0);
     assert_true(relay_journal_fits(j, max));
     /* A page size the slot cannot hold is refused. */
     relay_journal_close(j);
@@ -408,7 +447,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_records_survive_reopen_in_order),
         cmocka_unit_test(test_torn_record_ends_the_chain),
-        cmocka_unit_test(test_checkpoint_restarts_the_area_and_stale_records_stay_dead),
+        cmocka_unit_test(test_checkpoint_frees_the_ring_and_old_records_stay_dead),
+        cmocka_unit_test(test_ring_wraps_after_a_mark_and_never_overwrites_live_records),
         cmocka_unit_test(test_torn_slot_falls_back_to_the_previous_checkpoint),
         cmocka_unit_test(test_unappend_takes_the_record_back),
         cmocka_unit_test(test_full_journal_refuses_and_sizes_are_bounded),
