@@ -283,6 +283,7 @@ static void do_fetch(conn *c, const Alcove__Wire__Request *req)
     Alcove__Wire__FetchResult fr = ALCOVE__WIRE__FETCH_RESULT__INIT;
     size_t budget = ALCOVE_NOISE_PLAINTEXT_MAX - FETCH_OVERHEAD;
     uint32_t n = 0, i = relay_mbox_first_after(mb, q->after_seq);
+    relay_writer_note_reader(srv->writer);
     int rc = relay_store_rbegin(srv->store);
     if (rc != 0) {
         reply(c, req->id, S_UNAVAIL, "storage unavailable");

@@ -22,6 +22,8 @@ struct relay_journal {
     uint64_t start;     /* offset of the first record after the checkpoint */
     uint64_t pos;       /* offset of the next record */
     uint64_t last_pos;  /* offset of the last appended record */
+    uint64_t failed_at; /* where a failed append wrote (its bseq is reused) */
+    int failed_pending; /* that record may be on disk: see relay_journal_append */
     uint64_t next_bseq; /* bseq of the next record */
     uint64_t gen;       /* generation of the newest valid slot */
     uint64_t ckpt_bseq; /* last batch that slot includes */
@@ -500,9 +502,22 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
         *err = ENOSPC;
         return ALCOVE_EIO;
     }
+    if (j->failed_pending && j->failed_at != at) {
+        /* A failed append may have reached the disk with this bseq at
+         * failed_at; this record goes elsewhere (it wraps), so the replay
+         * would take that one and lose the chain after it.  Erase it first. */
+        static const uint8_t zero[RELAY_JOURNAL_REC_HDR];
+        if (pwrite_all(j->fd, zero, sizeof zero, j->failed_at) != 0 || fdatasync(j->fd) != 0) {
+            *err = errno;
+            return ALCOVE_EIO;
+        }
+    }
+    j->failed_pending = 0;
     if (pwrite_all(j->fd, h, RELAY_JOURNAL_REC_HDR + payload_len, at) != 0 ||
         fdatasync(j->fd) != 0) {
         *err = errno;
+        j->failed_pending = 1;
+        j->failed_at = at;
         return ALCOVE_EIO;
     }
     j->last_pos = at;

@@ -19,6 +19,7 @@ struct relay_writer {
     uv_check_t check;  /* end of a loop iteration: hand over what it queued */
     uv_idle_t idle;    /* keeps the loop from blocking while ops are queued */
     relay_op *local_head, *local_tail; /* queued this iteration, loop thread only */
+    int reader_seen;   /* loop thread: a Fetch was served this iteration */
     relay_store *st;
     relay_journal *j;
     pthread_t thread;
@@ -621,6 +622,12 @@ static int commit_inline(relay_writer *w, relay_op *batch)
         bytes += op->blob_len;
         jbytes += relay_op_encoded_size(op);
     }
+    /* Batches complete in queue order: the loop applies each to the index
+     * (messages in seq order per mailbox, acks computed from it), so an
+     * earlier batch still with the writer thread, or written but not yet
+     * delivered back, must come back first. */
+    if (w->inflight != n)
+        return -1;
     pthread_mutex_lock(&w->mu);
     if (w->busy || w->in_head != NULL || w->stop) {
         pthread_mutex_unlock(&w->mu);
@@ -669,12 +676,15 @@ static void flush_local(relay_writer *w)
     while (w->local_head != NULL) {
         relay_op *head = w->local_head, *tail = w->local_tail;
         w->local_head = w->local_tail = NULL;
-        if (w->stop || commit_inline(w, head) != 0)
+        if (w->stop || w->reader_seen || commit_inline(w, head) != 0)
             hand_over(w, head, tail);
     }
+    w->reader_seen = 0;
     (void)uv_check_stop(&w->check);
     (void)uv_idle_stop(&w->idle);
 }
+
+void relay_writer_note_reader(relay_writer *w) { w->reader_seen = 1; }
 
 static void on_check(uv_check_t *h) { flush_local(h->data); }
 static void on_idle(uv_idle_t *h) { flush_local(h->data); }

@@ -73,6 +73,11 @@ int relay_writer_start(relay_writer **out, uv_loop_t *loop, relay_store *st,
  * until it comes back through the callback. */
 void relay_writer_submit(relay_writer *w, relay_op *op);
 
+/* A read (Fetch) was served in this loop iteration: this iteration's batch
+ * goes to the writer thread, so that the loop keeps serving reads while
+ * the batch syncs, instead of writing it itself. */
+void relay_writer_note_reader(relay_writer *w);
+
 /* Number of ops submitted whose batch has not come back yet. */
 uint64_t relay_writer_inflight(const relay_writer *w);
 
