@@ -9,12 +9,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "err.h"
 
 #define SLOT_MAGIC 0x414a434bu /* "AJCK" */
 #define REC_MAGIC 0x414a5231u  /* "AJR1" */
 #define SLOT_VERSION 1u
-#define SLOT_HDR 40u
+#define SLOT_HDR 56u
+#define KEY_BYTES 16u
 
 struct relay_journal {
     int fd;
@@ -28,6 +31,7 @@ struct relay_journal {
     uint64_t gen;       /* generation of the newest valid slot */
     uint64_t ckpt_bseq; /* last batch that slot includes */
     uint32_t psize;
+    uint8_t key[KEY_BYTES]; /* keys record checksums (see record_crc) */
     uint8_t *metas;     /* 2 * RELAY_JOURNAL_PSIZE_MAX */
     uint8_t *buf;       /* record header + payload */
     size_t buf_cap;
@@ -209,8 +213,9 @@ static size_t build_slot(relay_journal *j, uint64_t gen, uint64_t bseq, uint64_t
     put_u64(p + 8, gen);
     put_u64(p + 16, bseq);
     put_u64(p + 24, start);
-    put_u32(p + 32, psize);
-    put_u32(p + 36, 0);
+    memcpy(p + 32, j->key, KEY_BYTES);
+    put_u32(p + 48, psize);
+    put_u32(p + 52, 0);
     memcpy(p + SLOT_HDR, metas, 2u * (size_t)psize);
     put_u32(p + n - 4, relay_crc32c(0, p, n - 4));
     return n;
@@ -225,7 +230,7 @@ static int read_slot(relay_journal *j, int i, uint64_t *gen, uint64_t *bseq, uin
         return -1;
     if (get_u32(p) != SLOT_MAGIC || get_u32(p + 4) != SLOT_VERSION)
         return -1;
-    uint32_t ps = get_u32(p + 32);
+    uint32_t ps = get_u32(p + 48);
     if (!psize_ok(ps))
         return -1;
     size_t n = slot_bytes(ps);
@@ -284,6 +289,7 @@ int relay_journal_open(relay_journal **out, const char *dir, const char **why)
             j->gen = gen;
             j->ckpt_bseq = bseq;
             j->start = start;
+            memcpy(j->key, j->buf + 32, KEY_BYTES);
             j->psize = psize;
             memcpy(j->metas, j->buf + SLOT_HDR, 2u * (size_t)psize);
         }
@@ -344,6 +350,9 @@ int relay_journal_create(relay_journal **out, const char *dir, uint64_t bytes, u
     j->psize = psize;
     memcpy(j->metas, metas, 2u * (size_t)psize);
     j->start = RELAY_JOURNAL_HEAD_BYTES;
+    if (sodium_init() < 0)
+        goto fail;
+    randombytes_buf(j->key, KEY_BYTES);
     size_t n = build_slot(j, j->gen, bseq, j->start, metas, psize);
     if (pwrite_all(j->fd, j->buf, n, (j->gen & 1) * RELAY_JOURNAL_SLOT_BYTES) != 0 ||
         fsync(j->fd) != 0)
@@ -423,6 +432,21 @@ int relay_journal_fits(const relay_journal *j, size_t payload_len)
            place(j, RELAY_JOURNAL_REC_HDR + payload_len, &at) == 0;
 }
 
+/* A record's checksum: CRC-32C of the journal's key, then len and bseq,
+ * then the payload.  The key (random, made with the journal, kept in its
+ * slots) is not a MAC key, but without it a record cannot be forged: older
+ * laps of the ring hold client-chosen blob bytes, and a fake record laid out
+ * in a blob where the chain continues after a crash must not be replayed.
+ * CRC-32C is affine in its input, so the unknown prefix leaves a forger a
+ * 2^-32 chance per attempt, and an attempt needs a crash. */
+static uint32_t record_crc(const relay_journal *j, const uint8_t *h, const uint8_t *payload,
+                           size_t len)
+{
+    uint32_t c = relay_crc32c(0, j->key, KEY_BYTES);
+    c = relay_crc32c(c, h + 4, 12);
+    return relay_crc32c(c, payload, len);
+}
+
 /* The record with bseq next_bseq at `at`, if valid: its payload in j->buf. */
 static int read_record(relay_journal *j, uint64_t at, size_t *len)
 {
@@ -445,7 +469,7 @@ static int read_record(relay_journal *j, uint64_t at, size_t *len)
         return ALCOVE_EIO;
     if (r > 0)
         return ALCOVE_ENOTFOUND;
-    uint32_t crc = relay_crc32c(relay_crc32c(0, h + 4, 12), p, n);
+    uint32_t crc = record_crc(j, h, p, n);
     if (crc != get_u32(h + 16))
         return ALCOVE_ENOTFOUND;
     *len = n;
@@ -494,8 +518,7 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
     put_u32(h, REC_MAGIC);
     put_u32(h + 4, (uint32_t)payload_len);
     put_u64(h + 8, j->next_bseq);
-    put_u32(h + 16, relay_crc32c(relay_crc32c(0, h + 4, 12), h + RELAY_JOURNAL_REC_HDR,
-                                 payload_len));
+    put_u32(h + 16, record_crc(j, h, h + RELAY_JOURNAL_REC_HDR, payload_len));
     put_u32(h + 20, 0);
     uint64_t at;
     if (place(j, RELAY_JOURNAL_REC_HDR + payload_len, &at) != 0) {

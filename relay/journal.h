@@ -10,13 +10,15 @@
  * never over the records written since the last checkpoint:
  *
  *   slot:   magic "AJCK" | version u32 (1) | gen u64 | bseq u64 |
- *           start u64 | psize u32 | zero u32 | meta pages (2 * psize) |
- *           crc32c u32
+ *           start u64 | key (16) | psize u32 | zero u32 |
+ *           meta pages (2 * psize) | crc32c u32
  *   record: magic "AJR1" | len u32 | bseq u64 | crc32c u32 | zero u32 |
  *           payload (len bytes, relay_op encoding)
  *
  * All integers big-endian; crc32c (Castagnoli) of a slot covers every byte
- * before it, of a record its len, bseq and payload.  Batch numbers (bseq)
+ * before it, of a record the journal's random key, then its len, bseq and
+ * payload (so that client-chosen bytes left in the ring cannot pass for a
+ * record).  Batch numbers (bseq)
  * only grow, so a record left from an earlier lap never continues the chain.
  * Appending overwrites blocks that already exist, so each fdatasync is a
  * pure data flush (no file-size or extent change to journal).

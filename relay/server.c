@@ -427,7 +427,15 @@ static int lock_data_dir(const char *dir)
         fprintf(stderr, "alcove-relay: error: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    /* `alcove-relay stats|verify|backup` take the lock shared for a moment
+     * to see whether a relay runs: wait that out (1 s) before refusing. */
+    int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    for (int i = 0; !locked && errno == EWOULDBLOCK && i < 50; i++) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK) {

@@ -220,6 +220,44 @@ static void test_ring_wraps_after_a_mark_and_never_overwrites_live_records(void 
     test_rmtree(dir);
 }
 
+/* Client-chosen bytes left in the ring cannot pass for a record: a record
+ * laid out by someone who does not know the journal's key, with the right
+ * place, magic, length, batch number and an unkeyed CRC, ends the chain. */
+static void test_record_without_the_key_is_not_replayed(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    test_mkdtemp(dir, sizeof dir);
+    fill_metas();
+    relay_journal *j = NULL;
+    const char *why = NULL;
+    assert_int_equal(relay_journal_create(&j, dir, 1u << 20, 0, metas_a, PSIZE, &why), 0);
+    append(j, 100, 1);
+    relay_journal_close(j);
+    uint8_t rec[RELAY_JOURNAL_REC_HDR + 20];
+    memset(rec, 0, sizeof rec);
+    const uint8_t hdr[16] = {'A', 'J', 'R', '1', 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 2};
+    memcpy(rec, hdr, 16);
+    memset(rec + RELAY_JOURNAL_REC_HDR, 0x77, 20);
+    uint32_t crc = relay_crc32c(relay_crc32c(0, rec + 4, 12), rec + RELAY_JOURNAL_REC_HDR, 20);
+    rec[16] = (uint8_t)(crc >> 24);
+    rec[17] = (uint8_t)(crc >> 16);
+    rec[18] = (uint8_t)(crc >> 8);
+    rec[19] = (uint8_t)crc;
+    jpath(dir, path, sizeof path);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t at = (off_t)(RELAY_JOURNAL_HEAD_BYTES + RELAY_JOURNAL_REC_HDR + 100);
+    assert_int_equal(pwrite(fd, rec, sizeof rec, at), (ssize_t)sizeof rec);
+    close(fd);
+    assert_int_equal(relay_journal_open(&j, dir, &why), 0);
+    size_t lens[1] = {100};
+    uint8_t fills[1] = {1};
+    expect_chain(j, 1, 1, lens, fills);
+    relay_journal_close(j);
+    test_rmtree(dir);
+}
+
 static void test_torn_slot_falls_back_to_the_previous_checkpoint(void **state)
 {
     (void)state;
@@ -451,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_ring_wraps_after_a_mark_and_never_overwrites_live_records),
         cmocka_unit_test(test_torn_slot_falls_back_to_the_previous_checkpoint),
         cmocka_unit_test(test_unappend_takes_the_record_back),
+        cmocka_unit_test(test_record_without_the_key_is_not_replayed),
         cmocka_unit_test(test_full_journal_refuses_and_sizes_are_bounded),
         cmocka_unit_test(test_crc32c_known_answer),
         cmocka_unit_test(test_op_encoding_round_trips_and_refuses_garbage),
