@@ -396,7 +396,8 @@ uint64_t relay_journal_size(const relay_journal *j) { return j->size; }
 
 size_t relay_journal_max_payload(const relay_journal *j)
 {
-    return (size_t)((j->size - RELAY_JOURNAL_HEAD_BYTES) / 4) - RELAY_JOURNAL_REC_HDR;
+    uint64_t m = (j->size - RELAY_JOURNAL_HEAD_BYTES) / 4 - RELAY_JOURNAL_REC_HDR;
+    return (size_t)(m > UINT32_MAX ? UINT32_MAX : m); /* len is a u32 */
 }
 
 /* Where a record of rec bytes goes: at pos, or wrapped to the start of the
@@ -559,6 +560,11 @@ int relay_journal_unappend(relay_journal *j, int *err)
     j->next_bseq--;
     if (pwrite_all(j->fd, zero, sizeof zero, j->pos) != 0 || fdatasync(j->fd) != 0) {
         *err = errno;
+        /* The record is still on disk with the bseq the next one reuses:
+         * treat it like a failed append (relay_journal_append erases it
+         * before writing anywhere else). */
+        j->failed_pending = 1;
+        j->failed_at = j->pos;
         return ALCOVE_EIO;
     }
     return 0;
@@ -577,6 +583,17 @@ int relay_journal_checkpoint(relay_journal *j, const uint8_t *metas, uint32_t ps
     if (!psize_ok(psize)) {
         *err = EINVAL;
         return ALCOVE_EIO;
+    }
+    if (j->failed_pending) {
+        /* A failed append may be on disk right where the chain would
+         * continue after this checkpoint: erase it first, or a restart
+         * would replay a batch that was answered with an error. */
+        static const uint8_t zero[RELAY_JOURNAL_REC_HDR];
+        if (pwrite_all(j->fd, zero, sizeof zero, j->failed_at) != 0 || fdatasync(j->fd) != 0) {
+            *err = errno;
+            return ALCOVE_EIO;
+        }
+        j->failed_pending = 0;
     }
     uint64_t gen = j->gen + 1;
     size_t n = build_slot(j, gen, mark.bseq, mark.pos, metas, psize);

@@ -431,7 +431,7 @@ static int lock_data_dir(const char *dir)
      * to see whether a relay runs: wait that out (1 s) before refusing. */
     int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
     for (int i = 0; !locked && errno == EWOULDBLOCK && i < 50; i++) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
+        struct timespec ts = {0, 20000000L};
         nanosleep(&ts, NULL);
         locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
     }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -87,12 +88,12 @@ static int file_truncated(MDB_env *env, const MDB_envinfo *info)
  * those pages. */
 int relay_store_pin_push(relay_store *st)
 {
+    if (st->pin_prev != NULL) /* a checkpoint inside a checkpoint: never */
+        return map_err(st, EINVAL);
     MDB_txn *t = NULL;
     int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t);
     if (rc != 0)
         return map_err(st, rc);
-    if (st->pin_prev != NULL)
-        mdb_txn_abort(st->pin_prev);
     st->pin_prev = st->pin;
     st->pin = t;
     return 0;
@@ -503,6 +504,48 @@ int relay_store_read_metas(relay_store *st, uint8_t *buf, uint32_t psize)
     return 0;
 }
 
+/* Wait (up to 10 s) until no other process has the LMDB environment in dir
+ * open.  LMDB's processes hold a read lock on the first byte of lock.mdb;
+ * the first opener takes a write lock there to learn it is alone.  The lock
+ * taken here is dropped before LMDB opens (closing any descriptor of a file
+ * drops this process's locks on it); another tool opening the store in
+ * between is not excluded, only made unlikely. */
+static int wait_store_unused(const char *dir, const char **why)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/lock.mdb", dir) >= sizeof path) {
+        *why = "path too long";
+        return ALCOVE_EINVAL;
+    }
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        *why = "cannot open store/lock.mdb";
+        return ALCOVE_ESTORE;
+    }
+    for (int i = 0; i < 500; i++) {
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = 0;
+        fl.l_len = 1;
+        if (fcntl(fd, F_SETLK, &fl) == 0) {
+            close(fd);
+            return 0;
+        }
+        if (errno != EACCES && errno != EAGAIN)
+            break;
+        struct timespec ts = {0, 20000000L};
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+    *why = "another process has the store open (alcove-relay backup, stats or verify?); "
+           "start the relay again when it has finished";
+    return ALCOVE_ESTORE;
+}
+
 int relay_store_restore_metas(const char *dir, const uint8_t *metas, uint32_t psize,
                               const char **why)
 {
@@ -529,7 +572,14 @@ int relay_store_restore_metas(const char *dir, const uint8_t *metas, uint32_t ps
         goto out;
     if (memcmp(cur, metas, n) != 0) {
         /* Unsynced commits after the checkpoint: undo them (the journal
-         * holds every acknowledged one and is replayed next). */
+         * holds every acknowledged one and is replayed next).  Not while
+         * another process (alcove-relay backup, stats, verify) has the
+         * environment open: LMDB would keep that process's idea of the
+         * newest transaction in lock.mdb. */
+        rc = wait_store_unused(dir, why);
+        if (rc != 0)
+            goto out;
+        rc = ALCOVE_ESTORE;
         *why = "cannot restore the checkpoint's meta pages in store/data.mdb";
         size_t done = 0;
         while (done < n) {

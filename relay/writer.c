@@ -33,6 +33,8 @@ struct relay_writer {
     int stop;
     int busy; /* guarded by mu: a batch or checkpoint is being written */
     int waiting; /* guarded by mu: the writer sleeps until signalled */
+    int ckpt_waiting; /* guarded by mu: a checkpoint waits to finish */
+    int in_loop;      /* commit_batch runs on the loop thread (commit_inline) */
     int thread_started;
     relay_writer_done_cb cb;
     void *ctx;
@@ -93,11 +95,13 @@ static int checkpoint(relay_store *st, relay_journal *j, uint8_t *metas, int *br
     rc = relay_store_sync(st);
     if (w != NULL) {
         pthread_mutex_lock(&w->mu);
+        w->ckpt_waiting = 1; /* the loop thread stops taking batches */
         while (w->busy) { /* the loop thread is writing a batch */
             w->waiting = 1;
             pthread_cond_wait(&w->cv, &w->mu);
             w->waiting = 0;
         }
+        w->ckpt_waiting = 0;
         w->busy = 1;
         pthread_mutex_unlock(&w->mu);
     }
@@ -174,6 +178,10 @@ static void maybe_writeback(relay_writer *w)
     w->wb_bytes = 0;
     relay_store_writeback(w->st);
 }
+
+/* commit_batch from the loop thread: the batch needs the writer thread
+ * (nothing of it was stored, no op result was set). */
+#define NEEDS_WRITER 1
 
 /* --- one batch ----------------------------------------------------------------- */
 
@@ -254,6 +262,10 @@ static int commit_batch(relay_writer *w, relay_store *st, relay_op *batch, int *
                 rc = relay_op_apply(st, op);
         if (rc == 0 && w != NULL) {
             rc = journal_batch(w, batch, &direct, &journaled);
+            if (rc == 0 && direct && w->in_loop) { /* needs a checkpoint */
+                relay_store_wabort(st);
+                return NEEDS_WRITER;
+            }
             if (rc != 0) {
                 relay_store_wabort(st);
                 return rc == ALCOVE_ENOMEM ? rc : ALCOVE_ESTORE;
@@ -285,6 +297,10 @@ static int commit_batch(relay_writer *w, relay_store *st, relay_op *batch, int *
         if (rc != ALCOVE_ELIMIT || reserve)
             return rc;
         if (!released) {
+            /* Checkpoints are the writer thread's: a batch on the loop
+             * thread (which may run while a checkpoint syncs) goes to it. */
+            if (w->in_loop)
+                return NEEDS_WRITER;
             released = 1;
             if (release_freed_pages(w) == 0)
                 continue;
@@ -629,7 +645,7 @@ static int commit_inline(relay_writer *w, relay_op *batch)
     if (w->inflight != n)
         return -1;
     pthread_mutex_lock(&w->mu);
-    if (w->busy || w->in_head != NULL || w->stop) {
+    if (w->busy || w->in_head != NULL || w->stop || w->ckpt_waiting) {
         pthread_mutex_unlock(&w->mu);
         return -1;
     }
@@ -646,8 +662,18 @@ static int commit_inline(relay_writer *w, relay_op *batch)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     w->journal_err = 0;
+    w->in_loop = 1;
     int rc = commit_batch(w, w->st, batch, &grew);
+    w->in_loop = 0;
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == NEEDS_WRITER) {
+        pthread_mutex_lock(&w->mu);
+        w->busy = 0;
+        if (w->waiting)
+            pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        return -1;
+    }
     maybe_writeback(w);
     set_results(w, batch, rc);
     pthread_mutex_lock(&w->mu);
