@@ -51,9 +51,10 @@ static uint64_t get_u64(const uint8_t *p)
 
 static int map_err(relay_store *st, int rc)
 {
-    st->last_rc = rc;
-    if (rc == 0)
+    if (rc == 0) /* keep the last failure's code: the other thread's success
+                  * (a checkpoint's sync) must not erase it before it is read */
         return 0;
+    __atomic_store_n(&st->last_rc, rc, __ATOMIC_RELAXED);
     if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
         return ALCOVE_ELIMIT;
     return ALCOVE_ESTORE;
@@ -112,11 +113,14 @@ void relay_store_pin_settle(relay_store *st, int keep_new)
     st->pin_prev = NULL;
 }
 
-int relay_store_last_rc(const relay_store *st) { return st->last_rc; }
+int relay_store_last_rc(const relay_store *st)
+{
+    return __atomic_load_n(&st->last_rc, __ATOMIC_RELAXED);
+}
 
 const char *relay_store_last_error(const relay_store *st)
 {
-    return mdb_strerror(st->last_rc);
+    return mdb_strerror(relay_store_last_rc(st));
 }
 
 int relay_store_open(relay_store **out, const char *dir, uint64_t max_map_bytes,
