@@ -182,6 +182,7 @@ void relay_journal_close(relay_journal *j)
         return;
     if (j->fd >= 0)
         close(j->fd);
+    sodium_memzero(j->key, sizeof j->key);
     free(j->metas);
     free(j->buf);
     free(j);
