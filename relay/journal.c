@@ -509,6 +509,18 @@ uint8_t *relay_journal_payload_buf(relay_journal *j, size_t payload_len)
     return j->buf + RELAY_JOURNAL_REC_HDR;
 }
 
+/* Zero the record header at `at` and sync: no replay takes it any more.
+ * Returns 0, or -1 with errno in *err. */
+static int erase_header(relay_journal *j, uint64_t at, int *err)
+{
+    static const uint8_t zero[RELAY_JOURNAL_REC_HDR];
+    if (pwrite_all(j->fd, zero, sizeof zero, at) != 0 || fdatasync(j->fd) != 0) {
+        *err = errno;
+        return -1;
+    }
+    return 0;
+}
+
 int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
 {
     uint8_t *h = j->buf;
@@ -527,16 +539,11 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
         *err = ENOSPC;
         return ALCOVE_EIO;
     }
-    if (j->failed_pending && j->failed_at != at) {
-        /* A failed append may have reached the disk with this bseq at
-         * failed_at; this record goes elsewhere (it wraps), so the replay
-         * would take that one and lose the chain after it.  Erase it first. */
-        static const uint8_t zero[RELAY_JOURNAL_REC_HDR];
-        if (pwrite_all(j->fd, zero, sizeof zero, j->failed_at) != 0 || fdatasync(j->fd) != 0) {
-            *err = errno;
-            return ALCOVE_EIO;
-        }
-    }
+    /* A failed append may have reached the disk with this bseq at
+     * failed_at; this record goes elsewhere (it wraps), so the replay would
+     * take that one and lose the chain after it.  Erase it first. */
+    if (j->failed_pending && j->failed_at != at && erase_header(j, j->failed_at, err) != 0)
+        return ALCOVE_EIO;
     j->failed_pending = 0;
     if (pwrite_all(j->fd, h, RELAY_JOURNAL_REC_HDR + payload_len, at) != 0 ||
         fdatasync(j->fd) != 0) {
@@ -553,14 +560,12 @@ int relay_journal_append(relay_journal *j, size_t payload_len, int *err)
 
 int relay_journal_unappend(relay_journal *j, int *err)
 {
-    static const uint8_t zero[RELAY_JOURNAL_REC_HDR];
     *err = 0;
     if (j->pos == j->last_pos)
         return 0; /* nothing appended since the last checkpoint */
     j->pos = j->last_pos;
     j->next_bseq--;
-    if (pwrite_all(j->fd, zero, sizeof zero, j->pos) != 0 || fdatasync(j->fd) != 0) {
-        *err = errno;
+    if (erase_header(j, j->pos, err) != 0) {
         /* The record is still on disk with the bseq the next one reuses:
          * treat it like a failed append (relay_journal_append erases it
          * before writing anywhere else). */
@@ -589,11 +594,8 @@ int relay_journal_checkpoint(relay_journal *j, const uint8_t *metas, uint32_t ps
         /* A failed append may be on disk right where the chain would
          * continue after this checkpoint: erase it first, or a restart
          * would replay a batch that was answered with an error. */
-        static const uint8_t zero[RELAY_JOURNAL_REC_HDR];
-        if (pwrite_all(j->fd, zero, sizeof zero, j->failed_at) != 0 || fdatasync(j->fd) != 0) {
-            *err = errno;
+        if (erase_header(j, j->failed_at, err) != 0)
             return ALCOVE_EIO;
-        }
         j->failed_pending = 0;
     }
     uint64_t gen = j->gen + 1;

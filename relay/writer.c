@@ -422,6 +422,16 @@ static void deliver(relay_writer *w, relay_op *batch, int rc)
     uv_async_send(&w->async);
 }
 
+/* Under mu: one batch of n ops was written between t0 and t1. */
+static void add_commit_stats(relay_writer *w, uint32_t n, int grew, const struct timespec *t0,
+                             const struct timespec *t1)
+{
+    w->stats.map_grows += (uint64_t)grew;
+    relay_hist_add(&w->stats.batch_ops, n);
+    relay_hist_add(&w->stats.commit_us, (uint64_t)((t1->tv_sec - t0->tv_sec) * 1000000 +
+                                                   (t1->tv_nsec - t0->tv_nsec) / 1000));
+}
+
 static void timed_wait(relay_writer *w, uint64_t due_ms)
 {
     struct timespec ts;
@@ -508,10 +518,7 @@ static void *writer_main(void *arg)
             (void)writer_checkpoint_mode(w, 1);
         pthread_mutex_lock(&w->mu);
         w->busy = 0;
-        w->stats.map_grows += (uint64_t)grew;
-        relay_hist_add(&w->stats.batch_ops, n);
-        relay_hist_add(&w->stats.commit_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                                       (t1.tv_nsec - t0.tv_nsec) / 1000));
+        add_commit_stats(w, n, grew, &t0, &t1);
     }
     pthread_mutex_unlock(&w->mu);
     /* Always, even with an empty journal: commits made outside the journal
@@ -682,10 +689,7 @@ static int commit_inline(relay_writer *w, relay_op *batch)
     w->stats.ops += n;
     if (rc != 0)
         w->stats.failed_batches++;
-    w->stats.map_grows += (uint64_t)grew;
-    relay_hist_add(&w->stats.batch_ops, n);
-    relay_hist_add(&w->stats.commit_us, (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
-                                                   (t1.tv_nsec - t0.tv_nsec) / 1000));
+    add_commit_stats(w, n, grew, &t0, &t1);
     if (w->waiting) /* it may now have a checkpoint to schedule */
         pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
